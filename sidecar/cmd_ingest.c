@@ -1,0 +1,336 @@
+/* cmd_ingest.c — `keywatch ingest`: read access-log files (or stdin) into the store.
+ *
+ * Per file: open, peek at the first 64 KiB (capture magic, format detection), register
+ * the file as a source, then feed every line through the pipeline.  A file that cannot be
+ * read is reported and skipped; the others are still ingested (exit 1 at the end).
+ * Progress goes to stderr when it is a terminal; the summary to stderr, or as one JSON
+ * document to stdout with --json.
+ */
+#include "../collector/format.h"
+#include "../collector/reader.h"
+#include "cli.h"
+#include "err.h"
+#include "escape.h"
+#include "fingerprint.h"
+#include "pipeline.h"
+#include "timeutil.h"
+
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SAMPLE_BYTES (64 * 1024)
+
+static void help(void) {
+  printf("usage: keywatch ingest [OPTIONS] FILE...\n"
+         "\n"
+         "Reads access logs into the database: every line becomes one call, with its key\n"
+         "fingerprinted at once (raw keys are never stored). FILE '-' is standard input.\n"
+         "Malformed lines are counted and skipped; the first few are reported by line.\n"
+         "\n"
+         "options:\n"
+         "  --format NAME         log format: auto (default: detected from the first lines),\n"
+         "                        combined, keyed, nginx (with --log-format), json (with the\n"
+         "                        config's ingest.json mapping), nginx-json, caddy, traefik,\n"
+         "                        envoy, kong\n"
+         "  --log-format STRING   an nginx log_format, pasted as in nginx.conf, e.g.\n"
+         "                        'log_format main escape=json '\\''$remote_addr ...'\\'';'\n"
+         "  --json                print the summary as JSON on stdout\n"
+         "  -q, --quiet           no progress bar and no summary on stderr\n"
+         "  --db PATH             database file (created if missing; default ./keywatch.db)\n"
+         "  --config FILE         configuration file (see keywatch.yaml)\n"
+         "  -h, --help            this help\n"
+         "\n"
+         "exit status: 0 all files ingested; 1 a file could not be read, its format not\n"
+         "detected, or none of its lines parsed; 2 usage or configuration error.\n");
+}
+
+struct ingest {
+  struct kw_cli *cli;
+  struct kw_pipeline *pipe;
+  struct kw_store *st;
+  struct kw_format fixed; /* the one format for all files, unless auto */
+  bool quiet, progress;
+  int64_t total_bytes, done_bytes; /* for the progress bar; total -1 when unknown */
+  int64_t started_us, last_draw_us;
+  int failed;
+};
+
+static void draw_progress(struct ingest *in, bool final) {
+  const struct kw_pipeline_stats *s = kw_pipeline_stats(in->pipe);
+  int64_t now = kw_time_now();
+  double secs = (double)(now - in->started_us) / 1e6;
+  char lines[32];
+
+  if (!in->progress || (!final && now - in->last_draw_us < 100000))
+    return;
+  in->last_draw_us = now;
+  kw_cli_num((int64_t)s->lines, lines, sizeof(lines));
+  if (in->total_bytes > 0) {
+    int width = 30;
+    double frac = (double)in->done_bytes / (double)in->total_bytes;
+    int fill = frac >= 1 ? width : (int)(frac * width);
+    fprintf(stderr, "\r[%.*s%*s] %3d%% %s lines %.0f lines/s ", fill,
+            "==============================", width - fill, "", (int)(frac * 100), lines,
+            secs > 0 ? (double)s->lines / secs : 0.0);
+  } else {
+    fprintf(stderr, "\r%s lines %.0f lines/s ", lines, secs > 0 ? (double)s->lines / secs : 0);
+  }
+  if (final)
+    fputs("\r\033[K", stderr);
+}
+
+static bool is_capture(const unsigned char *p, size_t n) {
+  static const unsigned char magics[][4] = {
+      {0xd4, 0xc3, 0xb2, 0xa1}, {0xa1, 0xb2, 0xc3, 0xd4}, {0x4d, 0x3c, 0xb2, 0xa1},
+      {0xa1, 0xb2, 0x3c, 0x4d}, {0x0a, 0x0d, 0x0d, 0x0a}};
+  for (size_t i = 0; n >= 4 && i < sizeof(magics) / sizeof(magics[0]); i++)
+    if (memcmp(p, magics[i], 4) == 0)
+      return true;
+  return false;
+}
+
+static void report_malformed(struct ingest *in, const char *file, uint64_t lineno,
+                             const char *why, unsigned *shown) {
+  if (*shown < in->cli->cfg->ingest.max_errors_shown && !in->quiet)
+    kw_cli_error(in->cli, "%s:%llu: malformed line skipped: %s", file,
+                 (unsigned long long)lineno, why[0] ? why : "does not match the format");
+  (*shown)++;
+}
+
+static int ingest_file(struct ingest *in, const char *path) {
+  struct kw_cli *cli = in->cli;
+  struct kw_reader *rd = NULL;
+  struct kw_format autofmt = {0}, *fmt = &in->fixed;
+  char err[1024], name[64], source[PATH_MAX + 8];
+  const char *sample, *line;
+  uint64_t lines_before = kw_pipeline_stats(in->pipe)->lines;
+  uint64_t bad_before = kw_pipeline_stats(in->pipe)->malformed;
+  uint64_t off_seen = 0;
+  unsigned shown = 0;
+  uint32_t src;
+  size_t n, len;
+  int r;
+
+  if ((r = kw_reader_open(path, &rd, err, sizeof(err))) != 0) {
+    kw_cli_error(cli, "%s", err);
+    return KW_EXIT_FAIL;
+  }
+  n = kw_reader_peek(rd, &sample, SAMPLE_BYTES);
+  if (is_capture((const unsigned char *)sample, n)) {
+    kw_cli_error(cli, "%s is a packet capture (pcap/pcapng); this version reads access logs "
+                      "only", path);
+    kw_reader_close(rd);
+    return KW_EXIT_FAIL;
+  }
+  if (n == 0) {
+    if (!in->quiet)
+      kw_cli_error(cli, "%s: empty, nothing to ingest", path);
+    kw_reader_close(rd);
+    return 0;
+  }
+  if (in->fixed.ops == NULL) {
+    if ((r = kw_format_detect(sample, n, name, sizeof(name), err, sizeof(err))) != 0 ||
+        (r = kw_format_create(&cli->cfg->ingest, name, &autofmt, err, sizeof(err))) != 0) {
+      kw_cli_error(cli, "%s: %s", path, err);
+      kw_reader_close(rd);
+      return KW_EXIT_FAIL;
+    }
+    fmt = &autofmt;
+  }
+  if (strcmp(path, "-") == 0 || realpath(path, source) == NULL)
+    snprintf(source, sizeof(source), "%s", strcmp(path, "-") == 0 ? "stdin" : path);
+  if (kw_store_source(in->st, source, "file", fmt->name, &src) != 0) {
+    kw_cli_error(cli, "database error: %s", kw_store_errmsg(in->st));
+    kw_format_destroy(&autofmt);
+    kw_reader_close(rd);
+    return -1;
+  }
+  for (;;) {
+    r = kw_reader_next(rd, &line, &len);
+    if (r == 0)
+      break;
+    if (r == KW_ETOOLONG) {
+      kw_pipeline_skip(in->pipe, src, KW_LINE_MAX);
+      report_malformed(in, path, kw_reader_lineno(rd), "longer than 64 KiB", &shown);
+      continue;
+    }
+    if (r < 0) {
+      kw_cli_error(cli, "cannot read %s: %s", path, kw_strerror(r));
+      in->failed = 1;
+      break;
+    }
+    err[0] = '\0';
+    r = kw_pipeline_line(in->pipe, fmt, src, line, len, err, sizeof(err));
+    if (r == KW_EPARSE) {
+      report_malformed(in, path, kw_reader_lineno(rd), err, &shown);
+    } else if (r != 0) {
+      kw_cli_error(cli, "database error while storing %s: %s", path, kw_store_errmsg(in->st));
+      kw_format_destroy(&autofmt);
+      kw_reader_close(rd);
+      return -1;
+    }
+    if ((kw_pipeline_stats(in->pipe)->lines & 0xffff) == 0) {
+      uint64_t off = kw_reader_offset(rd);
+      in->done_bytes += (int64_t)(off - off_seen);
+      off_seen = off;
+      draw_progress(in, false);
+    }
+  }
+  in->done_bytes += (int64_t)(kw_reader_offset(rd) - off_seen);
+  uint64_t lines = kw_pipeline_stats(in->pipe)->lines - lines_before;
+  uint64_t bad = kw_pipeline_stats(in->pipe)->malformed - bad_before;
+  if (shown > cli->cfg->ingest.max_errors_shown && !in->quiet)
+    kw_cli_error(cli, "%s: %u more malformed lines not shown", path,
+                 shown - cli->cfg->ingest.max_errors_shown);
+  kw_format_destroy(&autofmt);
+  kw_reader_close(rd);
+  if (lines > 0 && bad == lines) {
+    kw_cli_error(cli, "%s: none of its %llu lines matched format '%s'", path,
+                 (unsigned long long)lines, fmt == &in->fixed ? in->fixed.name : name);
+    return KW_EXIT_FAIL;
+  }
+  return 0;
+}
+
+static void secret_path(const struct kw_cli *cli, char *buf, size_t len) {
+  char dir[PATH_MAX];
+  if (cli->cfg->secret_file != NULL) {
+    snprintf(buf, len, "%s", cli->cfg->secret_file);
+    return;
+  }
+  snprintf(dir, sizeof(dir), "%s", cli->db_path);
+  snprintf(buf, len, "%s/keywatch.secret", dirname(dir));
+}
+
+static void name_keys(struct ingest *in) {
+  const struct kw_config *cfg = in->cli->cfg;
+  for (unsigned i = 0; i < cfg->keys_count; i++) {
+    uint8_t fp[KW_FP_LEN];
+    const struct kw_key_name_cfg *k = &cfg->keys[i];
+    if (k->fingerprint != NULL && kw_fingerprint_from_hex(k->fingerprint, fp) == 0)
+      kw_store_name_key(in->st, fp, NULL, k->name);
+    else if (k->prefix != NULL)
+      kw_store_name_key(in->st, NULL, k->prefix, k->name);
+  }
+}
+
+static void summary(struct ingest *in, int nfiles) {
+  const struct kw_pipeline_stats *s = kw_pipeline_stats(in->pipe);
+  double secs = (double)(kw_time_now() - in->started_us) / 1e6;
+  double rate = secs > 0 ? (double)s->lines / secs : 0;
+  char a[32], b[32], c[32], d[32], e[32], f[32];
+
+  if (in->cli->json) {
+    printf("{\"files\": %d, \"lines\": %llu, \"calls\": %llu, \"keyed_calls\": %llu, "
+           "\"malformed\": %llu, \"keys\": %llu, \"bytes\": %llu, \"seconds\": %.3f, "
+           "\"lines_per_second\": %.0f, \"db\": ",
+           nfiles, (unsigned long long)s->lines, (unsigned long long)s->calls,
+           (unsigned long long)s->keyed, (unsigned long long)s->malformed,
+           (unsigned long long)s->keys, (unsigned long long)s->bytes, secs, rate);
+    kw_json_cstr(stdout, in->cli->db_path);
+    printf("}\n");
+    return;
+  }
+  if (in->quiet)
+    return;
+  fprintf(stderr,
+          "ingested %s lines from %d file%s in %.2f s (%s lines/s): %s calls, %s with a key, "
+          "%s distinct keys, %s malformed -> %s\n",
+          kw_cli_num((int64_t)s->lines, a, sizeof(a)), nfiles, nfiles == 1 ? "" : "s", secs,
+          kw_cli_num((int64_t)rate, b, sizeof(b)), kw_cli_num((int64_t)s->calls, c, sizeof(c)),
+          kw_cli_num((int64_t)s->keyed, d, sizeof(d)),
+          kw_cli_num((int64_t)s->keys, e, sizeof(e)),
+          kw_cli_num((int64_t)s->malformed, f, sizeof(f)), in->cli->db_path);
+}
+
+int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) {
+  static const struct option opts[] = {
+      KW_CLI_COMMON_OPTS,
+      {"format", required_argument, NULL, 'f'},
+      {"log-format", required_argument, NULL, 'L'},
+      {"json", no_argument, NULL, 'j'},
+      {"quiet", no_argument, NULL, 'q'},
+      {NULL, 0, NULL, 0},
+  };
+  struct ingest in = {.cli = cli};
+  struct kw_fingerprint *fp = NULL;
+  const char *format = NULL, *log_format = NULL;
+  char err[1024], spath[PATH_MAX + 32];
+  int c, r, rc = KW_EXIT_OK;
+
+  while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
+    if (kw_cli_common_opt(cli, c, optarg))
+      continue;
+    switch (c) {
+    case 'h': help(); return KW_EXIT_OK;
+    case 'f': format = optarg; break;
+    case 'L': log_format = optarg; break;
+    case 'j': cli->json = true; break;
+    case 'q': in.quiet = true; break;
+    default: return kw_cli_usage_error(cli, "invalid option");
+    }
+  }
+  if (optind >= argc)
+    return kw_cli_usage_error(cli, "no input: give one or more FILEs ('-' for stdin)");
+  if ((r = kw_cli_load_config(cli)) != 0)
+    return r;
+  if ((log_format && kw_config_set(&cli->cfg->ingest.log_format, log_format) != 0) ||
+      (format && kw_config_set(&cli->cfg->ingest.format, format) != 0) ||
+      (log_format && !format && kw_config_set(&cli->cfg->ingest.format, "nginx") != 0))
+    return KW_EXIT_FAIL;
+  if (strcmp(cli->cfg->ingest.format, "auto") != 0 &&
+      kw_format_create(&cli->cfg->ingest, cli->cfg->ingest.format, &in.fixed, err,
+                       sizeof(err)) != 0)
+    return kw_cli_usage_error(cli, "%s", err);
+  secret_path(cli, spath, sizeof(spath));
+  if ((r = kw_fingerprint_create(spath, &fp, err, sizeof(err))) != 0) {
+    kw_cli_error(cli, "%s", err);
+    kw_format_destroy(&in.fixed);
+    return KW_EXIT_FAIL;
+  }
+  if ((rc = kw_cli_open_store(cli, 0, &in.st)) != 0)
+    goto out;
+  if (kw_pipeline_create(cli->cfg, in.st, fp, &in.pipe) != 0) {
+    rc = KW_EXIT_FAIL;
+    goto out;
+  }
+  in.progress = !in.quiet && isatty(STDERR_FILENO);
+  in.started_us = kw_time_now();
+  for (int i = optind; i < argc; i++) {
+    struct stat sb;
+    int64_t sz = -1;
+    if (strcmp(argv[i], "-") != 0 && stat(argv[i], &sb) == 0 && S_ISREG(sb.st_mode))
+      sz = (int64_t)sb.st_size;
+    in.total_bytes = sz >= 0 && in.total_bytes >= 0 ? in.total_bytes + sz : -1;
+  }
+  for (int i = optind; i < argc; i++) {
+    r = ingest_file(&in, argv[i]);
+    if (r < 0) { /* the store failed: nothing further can be stored */
+      rc = KW_EXIT_FAIL;
+      goto out;
+    }
+    if (r != 0 || in.failed)
+      rc = KW_EXIT_FAIL;
+  }
+  draw_progress(&in, true);
+  if (kw_pipeline_commit(in.pipe) != 0) {
+    kw_cli_error(cli, "database error: %s", kw_store_errmsg(in.st));
+    rc = KW_EXIT_FAIL;
+    goto out;
+  }
+  name_keys(&in);
+  summary(&in, argc - optind);
+out:
+  if (kw_pipeline_destroy(in.pipe) != 0 && rc == 0)
+    rc = KW_EXIT_FAIL;
+  if (kw_store_close(in.st) != 0 && rc == 0)
+    rc = KW_EXIT_FAIL;
+  kw_format_destroy(&in.fixed);
+  kw_fingerprint_destroy(fp);
+  return rc;
+}

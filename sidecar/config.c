@@ -1,0 +1,563 @@
+/* config.c — YAML configuration (see config.h).
+ *
+ * The schema below is the single declaration of every option; keywatch.yaml documents
+ * them.  libcyaml does the typing and reports a backtrace with line numbers, which on_log
+ * turns into "FILE:LINE:COL: field.path: problem".  Checks libcyaml cannot express
+ * (ranges, names) run after loading and locate their field's line with a second, cheap
+ * libyaml pass (locate_line) — only on the error path.
+ */
+#include "config.h"
+#include "err.h"
+
+#include <cyaml/cyaml.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+/* ---- schema ------------------------------------------------------------------------ */
+
+static const cyaml_schema_value_t string_ptr = {
+    CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
+};
+
+#define STR_FIELD(key, type, member)                                                     \
+  CYAML_FIELD_STRING_PTR(key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, type, member, 0,  \
+                         CYAML_UNLIMITED)
+#define STRLIST_FIELD(key, type, member)                                                 \
+  CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, type, member,       \
+                       &string_ptr, 0, CYAML_UNLIMITED)
+
+static const cyaml_schema_field_t identity_fields[] = {
+    STRLIST_FIELD("headers", struct kw_identity_cfg, headers),
+    STRLIST_FIELD("auth_schemes", struct kw_identity_cfg, auth_schemes),
+    STRLIST_FIELD("query_params", struct kw_identity_cfg, query_params),
+    STRLIST_FIELD("redact_params", struct kw_identity_cfg, redact_params),
+    CYAML_FIELD_UINT("prefix_length", CYAML_FLAG_OPTIONAL, struct kw_identity_cfg,
+                     prefix_length),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t json_header_fields[] = {
+    STR_FIELD("header", struct kw_json_header_cfg, header),
+    STR_FIELD("path", struct kw_json_header_cfg, path),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t json_header_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_json_header_cfg, json_header_fields),
+};
+
+static const cyaml_schema_field_t json_fields[] = {
+    STR_FIELD("preset", struct kw_json_cfg, preset),
+    STR_FIELD("time", struct kw_json_cfg, time),
+    STR_FIELD("addr", struct kw_json_cfg, addr),
+    STR_FIELD("method", struct kw_json_cfg, method),
+    STR_FIELD("uri", struct kw_json_cfg, uri),
+    STR_FIELD("path", struct kw_json_cfg, path),
+    STR_FIELD("query", struct kw_json_cfg, query),
+    STR_FIELD("proto", struct kw_json_cfg, proto),
+    STR_FIELD("host", struct kw_json_cfg, host),
+    STR_FIELD("user_agent", struct kw_json_cfg, user_agent),
+    STR_FIELD("referer", struct kw_json_cfg, referer),
+    STR_FIELD("status", struct kw_json_cfg, status),
+    STR_FIELD("req_bytes", struct kw_json_cfg, req_bytes),
+    STR_FIELD("resp_bytes", struct kw_json_cfg, resp_bytes),
+    STR_FIELD("latency", struct kw_json_cfg, latency),
+    STR_FIELD("key", struct kw_json_cfg, key),
+    STR_FIELD("key_id", struct kw_json_cfg, key_id),
+    STR_FIELD("headers", struct kw_json_cfg, headers),
+    CYAML_FIELD_SEQUENCE("header_fields", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_json_cfg, header_fields, &json_header_entry, 0,
+                         CYAML_UNLIMITED),
+    STR_FIELD("time_format", struct kw_json_cfg, time_format),
+    STR_FIELD("latency_unit", struct kw_json_cfg, latency_unit),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t ingest_fields[] = {
+    STR_FIELD("format", struct kw_ingest_cfg, format),
+    STR_FIELD("log_format", struct kw_ingest_cfg, log_format),
+    STR_FIELD("escape", struct kw_ingest_cfg, escape),
+    CYAML_FIELD_MAPPING_PTR("json", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            struct kw_ingest_cfg, json, json_fields),
+    CYAML_FIELD_UINT("batch_rows", CYAML_FLAG_OPTIONAL, struct kw_ingest_cfg, batch_rows),
+    CYAML_FIELD_UINT("max_errors_shown", CYAML_FLAG_OPTIONAL, struct kw_ingest_cfg,
+                     max_errors_shown),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t key_name_fields[] = {
+    STR_FIELD("fingerprint", struct kw_key_name_cfg, fingerprint),
+    STR_FIELD("prefix", struct kw_key_name_cfg, prefix),
+    STR_FIELD("name", struct kw_key_name_cfg, name),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t key_name_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_key_name_cfg, key_name_fields),
+};
+
+static const cyaml_schema_field_t top_fields[] = {
+    STR_FIELD("db", struct kw_config, db),
+    STR_FIELD("secret_file", struct kw_config, secret_file),
+    CYAML_FIELD_MAPPING("identity", CYAML_FLAG_OPTIONAL, struct kw_config, identity,
+                        identity_fields),
+    CYAML_FIELD_MAPPING("ingest", CYAML_FLAG_OPTIONAL, struct kw_config, ingest,
+                        ingest_fields),
+    CYAML_FIELD_SEQUENCE("keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct kw_config,
+                         keys, &key_name_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t top_schema = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct kw_config, top_fields),
+};
+
+/* ---- defaults ---------------------------------------------------------------------- */
+
+static const char *const default_headers[] = {"x-api-key", "apikey", "api-key",
+                                              "x-api-token", NULL};
+static const char *const default_schemes[] = {"bearer", "token", "apikey", "basic", NULL};
+static const char *const default_query[] = {"api_key", "apikey", "api-key", "access_token",
+                                            NULL};
+static const char *const default_redact[] = {
+    "api_key", "apikey", "api-key", "access_token", "token", "key", "password", "passwd",
+    "pwd", "secret", "client_secret", "signature", "sig", "x-amz-signature", "auth",
+    "session", "sessionid", "code", NULL};
+static const char *const known_schemes[] = {"bearer", "token", "apikey", "basic", NULL};
+static const char *const known_escapes[] = {"default", "json", "none", NULL};
+static const char *const known_time_formats[] = {"auto", "iso8601", "epoch_s", "epoch_ms",
+                                                 "epoch_us", "epoch_ns", "clf", NULL};
+static const char *const known_units[] = {"s", "ms", "us", "ns", NULL};
+
+static int set_list(char ***list, unsigned *count, const char *const *vals) {
+  unsigned n = 0;
+  while (vals[n] != NULL)
+    n++;
+  *list = calloc(n ? n : 1, sizeof(char *));
+  if (*list == NULL)
+    return KW_ENOMEM;
+  for (*count = 0; *count < n; (*count)++) {
+    (*list)[*count] = strdup(vals[*count]);
+    if ((*list)[*count] == NULL)
+      return KW_ENOMEM;
+  }
+  return 0;
+}
+
+int kw_config_set(char **slot, const char *value) {
+  char *copy = value ? strdup(value) : NULL;
+  if (value != NULL && copy == NULL)
+    return KW_ENOMEM;
+  free(*slot);
+  *slot = copy;
+  return 0;
+}
+
+static int apply_defaults(struct kw_config *c) {
+  struct kw_identity_cfg *id = &c->identity;
+  int r = 0;
+
+  if (c->db == NULL)
+    r = r ? r : kw_config_set(&c->db, "keywatch.db");
+  if (id->headers == NULL)
+    r = r ? r : set_list(&id->headers, &id->headers_count, default_headers);
+  if (id->auth_schemes == NULL)
+    r = r ? r : set_list(&id->auth_schemes, &id->auth_schemes_count, default_schemes);
+  if (id->query_params == NULL)
+    r = r ? r : set_list(&id->query_params, &id->query_params_count, default_query);
+  if (id->redact_params == NULL)
+    r = r ? r : set_list(&id->redact_params, &id->redact_params_count, default_redact);
+  if (id->prefix_length == 0)
+    id->prefix_length = 7;
+  if (c->ingest.format == NULL)
+    r = r ? r : kw_config_set(&c->ingest.format, c->ingest.log_format ? "nginx" : "auto");
+  if (c->ingest.escape == NULL)
+    r = r ? r : kw_config_set(&c->ingest.escape, "default");
+  if (c->ingest.batch_rows == 0)
+    c->ingest.batch_rows = 50000;
+  if (c->ingest.max_errors_shown == 0)
+    c->ingest.max_errors_shown = 5;
+  return r;
+}
+
+/* ---- error reporting --------------------------------------------------------------- */
+
+struct logbuf {
+  char msg[256];   /* the problem libcyaml reported */
+  char field[256]; /* dotted path, outermost first */
+  unsigned line, col;
+};
+
+static void on_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args) {
+  struct logbuf *lb = ctx;
+  char line[512], name[200];
+  unsigned l, c;
+  char *p;
+
+  if (level < CYAML_LOG_ERROR)
+    return;
+  vsnprintf(line, sizeof(line), fmt, args);
+  line[strcspn(line, "\n")] = '\0';
+  p = line;
+  if (strncmp(p, "Load: ", 6) == 0)
+    p += 6;
+  while (*p == ' ')
+    p++;
+  if (strcmp(p, "Backtrace:") == 0)
+    return;
+  if (sscanf(p, "in mapping field '%199[^']' (line: %u, column: %u)", name, &l, &c) == 3 ||
+      sscanf(p, "in sequence entry '%199[^']' (line: %u, column: %u)", name, &l, &c) == 3) {
+    /* Backtrace lines come innermost first: prepend each. */
+    char joined[sizeof(lb->field)];
+    snprintf(joined, sizeof(joined), "%s%s%s", name, lb->field[0] ? "." : "", lb->field);
+    memcpy(lb->field, joined, sizeof(joined));
+    if (lb->line == 0) {
+      lb->line = l;
+      lb->col = c;
+    }
+    return;
+  }
+  if (sscanf(p, "in %*s (line: %u, column: %u)", &l, &c) == 2) {
+    if (lb->line == 0) {
+      lb->line = l;
+      lb->col = c;
+    }
+    return;
+  }
+  if (lb->msg[0] == '\0')
+    snprintf(lb->msg, sizeof(lb->msg), "%s", p);
+}
+
+static const cyaml_config_t *cyaml_cfg(struct logbuf *lb) {
+  static cyaml_config_t base = {
+      .log_fn = on_log, .mem_fn = cyaml_mem, .log_level = CYAML_LOG_ERROR,
+      .flags = CYAML_CFG_NO_ALIAS,
+  };
+  /* The shared base is only copied; ctx differs per call. */
+  static _Thread_local cyaml_config_t mine;
+  mine = base;
+  mine.log_ctx = lb;
+  return &mine;
+}
+
+/* Consumes the rest of a node whose first event is ev.  Returns 0, or -1 on a parse error. */
+static int skip_node(yaml_parser_t *p, const yaml_event_t *ev) {
+  int depth;
+  yaml_event_t e;
+
+  if (ev->type != YAML_MAPPING_START_EVENT && ev->type != YAML_SEQUENCE_START_EVENT)
+    return 0;
+  for (depth = 1; depth > 0;) {
+    if (!yaml_parser_parse(p, &e))
+      return -1;
+    if (e.type == YAML_MAPPING_START_EVENT || e.type == YAML_SEQUENCE_START_EVENT)
+      depth++;
+    else if (e.type == YAML_MAPPING_END_EVENT || e.type == YAML_SEQUENCE_END_EVENT)
+      depth--;
+    else if (e.type == YAML_STREAM_END_EVENT)
+      depth = 0;
+    yaml_event_delete(&e);
+  }
+  return 0;
+}
+
+/* Looks for comp[k..n) inside the node whose first event is ev; returns the 1-based line
+ * of the last component's key (or sequence entry), 0 when absent.  Reads no further than
+ * needed. */
+static unsigned find_in_node(yaml_parser_t *p, const yaml_event_t *ev, char (*comp)[64],
+                             size_t k, size_t n) {
+  yaml_event_t key, val;
+  unsigned line = 0;
+  long want, idx = 0;
+
+  if (ev->type == YAML_MAPPING_START_EVENT) {
+    for (;;) {
+      if (!yaml_parser_parse(p, &key))
+        return 0;
+      if (key.type == YAML_MAPPING_END_EVENT || key.type == YAML_STREAM_END_EVENT) {
+        yaml_event_delete(&key);
+        return 0;
+      }
+      int hit = key.type == YAML_SCALAR_EVENT &&
+                strcmp((const char *)key.data.scalar.value, comp[k]) == 0;
+      unsigned key_line = (unsigned)key.start_mark.line + 1;
+      int bad = skip_node(p, &key);
+      yaml_event_delete(&key);
+      if (bad || !yaml_parser_parse(p, &val))
+        return 0;
+      if (hit) {
+        line = k + 1 == n ? key_line : find_in_node(p, &val, comp, k + 1, n);
+        yaml_event_delete(&val);
+        return line;
+      }
+      bad = skip_node(p, &val);
+      yaml_event_delete(&val);
+      if (bad)
+        return 0;
+    }
+  }
+  if (ev->type == YAML_SEQUENCE_START_EVENT) {
+    char *end;
+    want = strtol(comp[k], &end, 10);
+    if (*end != '\0')
+      return 0;
+    for (;; idx++) {
+      if (!yaml_parser_parse(p, &val))
+        return 0;
+      if (val.type == YAML_SEQUENCE_END_EVENT || val.type == YAML_STREAM_END_EVENT) {
+        yaml_event_delete(&val);
+        return 0;
+      }
+      if (idx == want) {
+        line = k + 1 == n ? (unsigned)val.start_mark.line + 1
+                          : find_in_node(p, &val, comp, k + 1, n);
+        yaml_event_delete(&val);
+        return line;
+      }
+      int bad = skip_node(p, &val);
+      yaml_event_delete(&val);
+      if (bad)
+        return 0;
+    }
+  }
+  return 0;
+}
+
+/* Finds the line of a dotted field path ("ingest.json.time", "keys.2") in a YAML file;
+ * 0 if it is not there. */
+static unsigned locate_line(const char *file, const char *field) {
+  char comp[16][64];
+  size_t ncomp = 0;
+  unsigned line = 0;
+  yaml_parser_t parser;
+  yaml_event_t ev;
+  FILE *f;
+
+  for (const char *s = field; *s && ncomp < 16;) {
+    size_t n = strcspn(s, ".");
+    snprintf(comp[ncomp++], sizeof(comp[0]), "%.*s", (int)(n < 63 ? n : 63), s);
+    s += n + (s[n] == '.');
+  }
+  if (ncomp == 0 || (f = fopen(file, "r")) == NULL)
+    return 0;
+  if (!yaml_parser_initialize(&parser)) {
+    fclose(f);
+    return 0;
+  }
+  yaml_parser_set_input_file(&parser, f);
+  while (line == 0 && yaml_parser_parse(&parser, &ev)) {
+    int stop = ev.type == YAML_STREAM_END_EVENT;
+    if (ev.type == YAML_MAPPING_START_EVENT || ev.type == YAML_SEQUENCE_START_EVENT) {
+      line = find_in_node(&parser, &ev, comp, 0, ncomp);
+      stop = 1; /* the first document's root is the configuration */
+    }
+    yaml_event_delete(&ev);
+    if (stop)
+      break;
+  }
+  yaml_parser_delete(&parser);
+  fclose(f);
+  return line;
+}
+
+int kw_config_error(const struct kw_config *cfg, const char *field, char *err, size_t errlen,
+                    const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  unsigned line = 0;
+
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  if (cfg != NULL && cfg->file != NULL) {
+    line = locate_line(cfg->file, field);
+    if (line > 0)
+      snprintf(err, errlen, "%s:%u: %s: %s", cfg->file, line, field, msg);
+    else
+      snprintf(err, errlen, "%s: %s: %s", cfg->file, field, msg);
+  } else {
+    snprintf(err, errlen, "%s: %s", field, msg);
+  }
+  return KW_ECONFIG;
+}
+
+/* ---- validation -------------------------------------------------------------------- */
+
+static int one_of(const char *v, const char *const *set) {
+  for (; *set != NULL; set++)
+    if (strcmp(v, *set) == 0)
+      return 1;
+  return 0;
+}
+
+static void join(const char *const *set, char *buf, size_t len) {
+  size_t o = 0;
+  buf[0] = '\0';
+  for (; *set != NULL && o < len; set++)
+    o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "", *set);
+}
+
+static int check_enum(const struct kw_config *c, const char *field, const char *v,
+                      const char *const *set, char *err, size_t errlen) {
+  char choices[256];
+  if (v == NULL || one_of(v, set))
+    return 0;
+  join(set, choices, sizeof(choices));
+  return kw_config_error(c, field, err, errlen, "'%s' is not one of: %s", v, choices);
+}
+
+static int lower_list(const struct kw_config *c, const char *name, char **list, unsigned n,
+                      char *err, size_t errlen) {
+  char field[64];
+  for (unsigned i = 0; i < n; i++) {
+    if (list[i][0] == '\0') {
+      snprintf(field, sizeof(field), "identity.%s.%u", name, i);
+      return kw_config_error(c, field, err, errlen, "empty name");
+    }
+    for (char *p = list[i]; *p; p++)
+      *p = (char)tolower((unsigned char)*p);
+  }
+  return 0;
+}
+
+static int validate(struct kw_config *c, char *err, size_t errlen) {
+  struct kw_identity_cfg *id = &c->identity;
+  int r;
+
+  if (id->prefix_length > 16)
+    return kw_config_error(c, "identity.prefix_length", err, errlen,
+                           "%u is out of range (1 to 16)", id->prefix_length);
+  if (c->ingest.batch_rows > 1000000)
+    return kw_config_error(c, "ingest.batch_rows", err, errlen,
+                           "%u is out of range (1 to 1000000)", c->ingest.batch_rows);
+  if ((r = lower_list(c, "headers", id->headers, id->headers_count, err, errlen)) != 0 ||
+      (r = lower_list(c, "auth_schemes", id->auth_schemes, id->auth_schemes_count, err,
+                      errlen)) != 0 ||
+      (r = lower_list(c, "query_params", id->query_params, id->query_params_count, err,
+                      errlen)) != 0 ||
+      (r = lower_list(c, "redact_params", id->redact_params, id->redact_params_count, err,
+                      errlen)) != 0)
+    return r;
+  for (unsigned i = 0; i < id->auth_schemes_count; i++) {
+    char field[64];
+    snprintf(field, sizeof(field), "identity.auth_schemes.%u", i);
+    if ((r = check_enum(c, field, id->auth_schemes[i], known_schemes, err, errlen)) != 0)
+      return r;
+  }
+  if ((r = check_enum(c, "ingest.escape", c->ingest.escape, known_escapes, err, errlen)))
+    return r;
+  if (c->ingest.json != NULL) {
+    if ((r = check_enum(c, "ingest.json.time_format", c->ingest.json->time_format,
+                        known_time_formats, err, errlen)) != 0 ||
+        (r = check_enum(c, "ingest.json.latency_unit", c->ingest.json->latency_unit,
+                        known_units, err, errlen)) != 0)
+      return r;
+    for (unsigned i = 0; i < c->ingest.json->header_fields_count; i++) {
+      struct kw_json_header_cfg *h = &c->ingest.json->header_fields[i];
+      char field[64];
+      snprintf(field, sizeof(field), "ingest.json.header_fields.%u", i);
+      if (h->header == NULL || h->path == NULL)
+        return kw_config_error(c, field, err, errlen, "needs both 'header' and 'path'");
+      for (char *p = h->header; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    }
+  }
+  for (unsigned i = 0; i < c->keys_count; i++) {
+    struct kw_key_name_cfg *k = &c->keys[i];
+    char field[64];
+    snprintf(field, sizeof(field), "keys.%u", i);
+    if (k->name == NULL || (k->fingerprint == NULL && k->prefix == NULL))
+      return kw_config_error(c, field, err, errlen,
+                             "needs 'name' and one of 'fingerprint' or 'prefix'");
+    if (k->fingerprint != NULL && strlen(k->fingerprint) != 32)
+      return kw_config_error(c, field, err, errlen,
+                             "fingerprint must be 32 hex characters (see `keywatch keys`)");
+  }
+  return 0;
+}
+
+/* ---- load / free ------------------------------------------------------------------- */
+
+void kw_config_destroy(struct kw_config *cfg) {
+  struct logbuf lb = {0};
+  if (cfg == NULL)
+    return;
+  free(cfg->file);
+  cfg->file = NULL;
+  cyaml_free(cyaml_cfg(&lb), &top_schema, cfg, 0);
+}
+
+static int finish(struct kw_config *c, const char *path, struct kw_config **out, char *err,
+                  size_t errlen) {
+  int r;
+  if (path != NULL && (c->file = strdup(path)) == NULL) {
+    kw_config_destroy(c);
+    return KW_ENOMEM;
+  }
+  if ((r = apply_defaults(c)) != 0 || (r = validate(c, err, errlen)) != 0) {
+    kw_config_destroy(c);
+    return r;
+  }
+  *out = c;
+  return 0;
+}
+
+int kw_config_load(const char *path, struct kw_config **out, char *err, size_t errlen) {
+  struct logbuf lb = {0};
+  struct kw_config *c = NULL;
+  cyaml_err_t e;
+  FILE *f;
+  int empty;
+
+  *out = NULL;
+  f = fopen(path, "r");
+  if (f == NULL) {
+    snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+    return -errno;
+  }
+  /* libcyaml rejects an empty document; an empty file means "all defaults". */
+  empty = 1;
+  for (int ch; (ch = fgetc(f)) != EOF;) {
+    if (ch == '#') {
+      while ((ch = fgetc(f)) != EOF && ch != '\n')
+        ;
+    } else if (!isspace(ch) && ch != '-') {
+      empty = 0;
+      break;
+    }
+  }
+  fclose(f);
+  if (empty)
+    e = cyaml_load_data((const uint8_t *)"{}", 2, cyaml_cfg(&lb), &top_schema,
+                        (cyaml_data_t **)&c, NULL);
+  else
+    e = cyaml_load_file(path, cyaml_cfg(&lb), &top_schema, (cyaml_data_t **)&c, NULL);
+  if (e != CYAML_OK) {
+    const char *why = lb.msg[0] ? lb.msg : cyaml_strerror(e);
+    if (lb.line > 0 && lb.field[0])
+      snprintf(err, errlen, "%s:%u:%u: %s: %s", path, lb.line, lb.col, lb.field, why);
+    else if (lb.line > 0)
+      snprintf(err, errlen, "%s:%u:%u: %s", path, lb.line, lb.col, why);
+    else
+      snprintf(err, errlen, "%s: %s", path, why);
+    return KW_ECONFIG;
+  }
+  return finish(c, path, out, err, errlen);
+}
+
+int kw_config_default(struct kw_config **out) {
+  struct logbuf lb = {0};
+  struct kw_config *c = NULL;
+  char err[256];
+
+  *out = NULL;
+  if (cyaml_load_data((const uint8_t *)"{}", 2, cyaml_cfg(&lb), &top_schema,
+                      (cyaml_data_t **)&c, NULL) != CYAML_OK)
+    return KW_ENOMEM;
+  return finish(c, NULL, out, err, sizeof(err));
+}

@@ -1,0 +1,92 @@
+/* config.h — keywatch's configuration: YAML (libcyaml) with built-in defaults.
+ *
+ * Every option is declared once, as data, in config.c's schema; `keywatch.yaml` at the
+ * top of the tree documents each one.  Loading validates everything (unknown keys,
+ * types, ranges, format names, time units), so nothing is checked again on the hot path.
+ * Errors name the file, line and field.  With no file, kw_config_default() gives a
+ * configuration that works on a plain nginx/Apache log.
+ * Thread: read-only after load; shared freely.
+ */
+#ifndef KW_CONFIG_H
+#define KW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Where keys are looked for, and what is redacted (see collector/keyid.h). */
+struct kw_identity_cfg {
+  char **headers;        /* lower-case header names carrying a raw key */
+  unsigned headers_count;
+  char **auth_schemes;   /* "bearer", "token", "apikey", "basic" */
+  unsigned auth_schemes_count;
+  char **query_params;   /* query parameters carrying a raw key */
+  unsigned query_params_count;
+  char **redact_params;  /* query parameters whose values are never stored */
+  unsigned redact_params_count;
+  unsigned prefix_length; /* display prefix characters (Metabase shows 7) */
+};
+
+/* One extra JSON field that carries a request header. */
+struct kw_json_header_cfg {
+  char *header; /* "x-api-key" */
+  char *path;   /* "http_x_api_key" */
+};
+
+/* JSON-lines mapping: a preset, overridden field by field. */
+struct kw_json_cfg {
+  char *preset;
+  char *time, *addr, *method, *uri, *path, *query, *proto, *host, *user_agent, *referer,
+      *status, *req_bytes, *resp_bytes, *latency, *key, *key_id, *headers;
+  struct kw_json_header_cfg *header_fields;
+  unsigned header_fields_count;
+  char *time_format;  /* auto, iso8601, epoch_s, epoch_ms, epoch_us, epoch_ns, clf */
+  char *latency_unit; /* s, ms, us, ns */
+};
+
+struct kw_ingest_cfg {
+  char *format;       /* "auto", a built-in nginx name, "nginx", or a JSON preset */
+  char *log_format;   /* an nginx log_format, as pasted from nginx.conf */
+  char *escape;       /* default, json, none (for log_format) */
+  struct kw_json_cfg *json;
+  unsigned batch_rows; /* rows per committed transaction */
+  unsigned max_errors_shown; /* malformed lines reported with file:line */
+};
+
+/* A name for a key, matched by fingerprint (hex) or display prefix. */
+struct kw_key_name_cfg {
+  char *fingerprint;
+  char *prefix;
+  char *name;
+};
+
+struct kw_config {
+  char *file; /* the file it was loaded from, NULL for defaults */
+  char *db;
+  char *secret_file;
+  struct kw_identity_cfg identity;
+  struct kw_ingest_cfg ingest;
+  struct kw_key_name_cfg *keys;
+  unsigned keys_count;
+};
+
+/* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),
+ * or KW_ECONFIG/-errno with "FILE:LINE: FIELD: problem" in err. */
+int kw_config_load(const char *path, struct kw_config **out, char *err, size_t errlen);
+
+/* The built-in defaults, as if an empty file had been loaded. */
+int kw_config_default(struct kw_config **out);
+
+/* NULL is a no-op. */
+void kw_config_destroy(struct kw_config *cfg);
+
+/* Reports a problem found after loading (by a later validation) the way load does:
+ * "FILE:LINE: FIELD: message" into err, where LINE is where the dotted field path
+ * ("ingest.format", "keys.2.name") stands in the file; without a file, "FIELD: message".
+ * Returns KW_ECONFIG. */
+int kw_config_error(const struct kw_config *cfg, const char *field, char *err, size_t errlen,
+                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Replaces a string option (for command-line overrides); copies value. */
+int kw_config_set(char **slot, const char *value);
+
+#endif

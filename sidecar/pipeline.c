@@ -1,0 +1,133 @@
+/* pipeline.c — see pipeline.h.
+ *
+ * Per line: one parse, at most one HMAC, one template, one store insert; no allocation in
+ * steady state.  Source counters (lines, malformed, bytes) are accumulated here per
+ * source and handed to the store just before each commit, so they land in the same
+ * transaction as the calls they count.
+ */
+#include "pipeline.h"
+#include "../analyzer/endpoint.h"
+#include "../collector/keyid.h"
+#include "dict.h"
+#include "err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define KEYS_SEEN_MAX 10000000 /* distinct keys counted per run before counting stops */
+
+struct kw_pipeline {
+  const struct kw_config *cfg;
+  struct kw_store *st;
+  struct kw_keyid *kid;
+  struct kw_dict *seen; /* fingerprints met by this run, for the summary */
+  struct kw_pipeline_stats stats;
+  uint32_t cur_source; /* source whose counters are pending */
+  int64_t cur_lines, cur_malformed, cur_bytes;
+  char endpoint[KW_ENDPOINT_MAX + 1];
+};
+
+int kw_pipeline_create(const struct kw_config *cfg, struct kw_store *st,
+                       const struct kw_fingerprint *fp, struct kw_pipeline **out) {
+  struct kw_pipeline *p = calloc(1, sizeof(*p));
+  int r;
+
+  *out = NULL;
+  if (p == NULL)
+    return KW_ENOMEM;
+  p->cfg = cfg;
+  p->st = st;
+  if ((r = kw_keyid_create(&cfg->identity, fp, &p->kid)) != 0 ||
+      (r = kw_dict_create(KEYS_SEEN_MAX, &p->seen)) != 0) {
+    kw_pipeline_destroy(p);
+    return r;
+  }
+  *out = p;
+  return 0;
+}
+
+/* Hands the pending source counters to the store's open batch. */
+static int flush_counts(struct kw_pipeline *p) {
+  int r = 0;
+  if (p->cur_lines || p->cur_malformed || p->cur_bytes)
+    r = kw_store_add_lines(p->st, p->cur_source, p->cur_lines, p->cur_malformed,
+                           p->cur_bytes);
+  p->cur_lines = p->cur_malformed = p->cur_bytes = 0;
+  return r;
+}
+
+int kw_pipeline_commit(struct kw_pipeline *p) {
+  int r = flush_counts(p);
+  int c = kw_store_commit(p->st);
+  return r ? r : c;
+}
+
+int kw_pipeline_destroy(struct kw_pipeline *p) {
+  int r = 0;
+  if (p == NULL)
+    return 0;
+  if (p->st != NULL && p->kid != NULL)
+    r = kw_pipeline_commit(p);
+  kw_keyid_destroy(p->kid);
+  kw_dict_destroy(p->seen);
+  free(p);
+  return r;
+}
+
+static int count_line(struct kw_pipeline *p, uint32_t source_id, size_t len, int bad) {
+  int r = 0;
+  if (source_id != p->cur_source) {
+    r = flush_counts(p);
+    p->cur_source = source_id;
+  }
+  p->cur_lines++;
+  p->cur_bytes += (int64_t)len + 1;
+  p->cur_malformed += bad;
+  p->stats.lines++;
+  p->stats.bytes += len + 1;
+  p->stats.malformed += bad;
+  return r;
+}
+
+void kw_pipeline_skip(struct kw_pipeline *p, uint32_t source_id, size_t len) {
+  count_line(p, source_id, len, 1);
+}
+
+int kw_pipeline_line(struct kw_pipeline *p, struct kw_format *fmt, uint32_t source_id,
+                     const char *line, size_t len, char *why, size_t whylen) {
+  struct kw_rec rec;
+  struct kw_call call;
+  int64_t one;
+  size_t n;
+  int r;
+
+  r = fmt->ops->parse(fmt->ctx, line, len, &rec, why, whylen);
+  if (r == KW_EPARSE) {
+    int c = count_line(p, source_id, len, 1);
+    return c ? c : KW_EPARSE;
+  }
+  if (r != 0)
+    return r;
+  if ((r = count_line(p, source_id, len, 0)) != 0)
+    return r;
+  kw_keyid_apply(p->kid, &rec, &call);
+  n = kw_endpoint_template(call.path.p ? call.path.p : "", call.path.n, p->endpoint);
+  call.endpoint = kw_str_make(p->endpoint, n);
+  call.source_id = source_id;
+  if ((r = kw_store_add_call(p->st, &call)) != 0)
+    return r;
+  p->stats.calls++;
+  if (call.has_key) {
+    p->stats.keyed++;
+    if (!kw_dict_get(p->seen, call.fp, KW_FP_LEN, &one) &&
+        kw_dict_put(p->seen, call.fp, KW_FP_LEN, 1) == 0)
+      p->stats.keys++;
+  }
+  if (kw_store_pending(p->st) >= p->cfg->ingest.batch_rows)
+    return kw_pipeline_commit(p);
+  return 0;
+}
+
+const struct kw_pipeline_stats *kw_pipeline_stats(const struct kw_pipeline *p) {
+  return &p->stats;
+}

@@ -1,0 +1,641 @@
+/* store.c — SQLite store (see store.h).
+ *
+ * Write path, per call: four dictionary lookups in memory (endpoint, client, agent, host;
+ * a miss costs one upsert), one key lookup by fingerprint, one INSERT into calls, and an
+ * in-memory update of the batch aggregates (per key; per key × endpoint; per key × client).
+ * kw_store_commit() writes the aggregates with one upsert per distinct row and commits.
+ *
+ * Invariants:
+ *  - st->in_tx is true exactly while a transaction opened by this store is open;
+ *  - every id cached in a dict exists in the database (dicts are cleared on rollback);
+ *  - keys.calls == count(calls of that key) after each commit (tests check it).
+ */
+#include "store.h"
+#include "dict.h"
+#include "err.h"
+#include "fingerprint.h"
+#include "store_int.h"
+#include "timeutil.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DICT_MAX 1000000 /* cached ids per dictionary before the cache is forgotten */
+#define KW_ENDPOINT_KEY_MAX 320 /* "METHOD template" as a cache key */
+
+/* Migrations: entry i moves the schema from version i to i + 1. */
+static const char *const migrations[] = {
+    /* 0 → 1: calls, keys, sources and dictionaries */
+    "CREATE TABLE IF NOT EXISTS sources("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+    "  format TEXT, created_us INTEGER NOT NULL,"
+    "  lines INTEGER NOT NULL DEFAULT 0, malformed INTEGER NOT NULL DEFAULT 0,"
+    "  bytes INTEGER NOT NULL DEFAULT 0, calls INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS keys("
+    "  id INTEGER PRIMARY KEY, fingerprint BLOB NOT NULL UNIQUE, prefix TEXT NOT NULL,"
+    "  name TEXT, calls INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,"
+    "  bytes INTEGER NOT NULL DEFAULT 0, first_seen INTEGER, last_seen INTEGER);"
+    "CREATE INDEX IF NOT EXISTS keys_prefix ON keys(prefix);"
+    "CREATE TABLE IF NOT EXISTS endpoints("
+    "  id INTEGER PRIMARY KEY, method TEXT NOT NULL, template TEXT NOT NULL,"
+    "  UNIQUE(method, template));"
+    "CREATE TABLE IF NOT EXISTS clients(id INTEGER PRIMARY KEY, addr BLOB NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS agents(id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS hosts(id INTEGER PRIMARY KEY, value TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS calls("
+    "  id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, key_id INTEGER, client_id INTEGER,"
+    "  endpoint_id INTEGER NOT NULL, path TEXT NOT NULL, status INTEGER NOT NULL,"
+    "  req_bytes INTEGER, resp_bytes INTEGER, latency_us INTEGER, agent_id INTEGER,"
+    "  host_id INTEGER, source_id INTEGER NOT NULL, flags INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX IF NOT EXISTS calls_key_ts ON calls(key_id, ts);"
+    "CREATE TABLE IF NOT EXISTS key_endpoints("
+    "  key_id INTEGER NOT NULL, endpoint_id INTEGER NOT NULL, calls INTEGER NOT NULL,"
+    "  errors INTEGER NOT NULL, first_seen INTEGER, last_seen INTEGER,"
+    "  PRIMARY KEY(key_id, endpoint_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS key_clients("
+    "  key_id INTEGER NOT NULL, client_id INTEGER NOT NULL, calls INTEGER NOT NULL,"
+    "  first_seen INTEGER, last_seen INTEGER,"
+    "  PRIMARY KEY(key_id, client_id)) WITHOUT ROWID;",
+};
+
+#define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
+
+enum stmt_id {
+  S_BEGIN, S_COMMIT, S_ROLLBACK,
+  S_INS_CALL, S_UPS_ENDPOINT, S_UPS_CLIENT, S_UPS_AGENT, S_UPS_HOST, S_UPS_KEY,
+  S_UPD_KEY, S_UPS_KEY_EP, S_UPS_KEY_CL, S_UPD_SOURCE,
+  S_COUNT
+};
+
+static const char *const stmt_sql[S_COUNT] = {
+    [S_BEGIN] = "BEGIN",
+    [S_COMMIT] = "COMMIT",
+    [S_ROLLBACK] = "ROLLBACK",
+    [S_INS_CALL] = "INSERT INTO calls(ts, key_id, client_id, endpoint_id, path, status,"
+                   " req_bytes, resp_bytes, latency_us, agent_id, host_id, source_id, flags)"
+                   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [S_UPS_ENDPOINT] = "INSERT INTO endpoints(method, template) VALUES(?, ?)"
+                       " ON CONFLICT(method, template) DO UPDATE SET method = excluded.method"
+                       " RETURNING id",
+    [S_UPS_CLIENT] = "INSERT INTO clients(addr) VALUES(?)"
+                     " ON CONFLICT(addr) DO UPDATE SET addr = excluded.addr RETURNING id",
+    [S_UPS_AGENT] = "INSERT INTO agents(value) VALUES(?)"
+                    " ON CONFLICT(value) DO UPDATE SET value = excluded.value RETURNING id",
+    [S_UPS_HOST] = "INSERT INTO hosts(value) VALUES(?)"
+                   " ON CONFLICT(value) DO UPDATE SET value = excluded.value RETURNING id",
+    [S_UPS_KEY] = "INSERT INTO keys(fingerprint, prefix) VALUES(?, ?)"
+                  " ON CONFLICT(fingerprint) DO UPDATE SET prefix = keys.prefix RETURNING id",
+    [S_UPD_KEY] = "UPDATE keys SET calls = calls + ?2, errors = errors + ?3,"
+                  " bytes = bytes + ?4,"
+                  " first_seen = min(coalesce(first_seen, ?5), ?5),"
+                  " last_seen = max(coalesce(last_seen, ?6), ?6) WHERE id = ?1",
+    [S_UPS_KEY_EP] = "INSERT INTO key_endpoints(key_id, endpoint_id, calls, errors,"
+                     " first_seen, last_seen) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                     " ON CONFLICT DO UPDATE SET calls = calls + ?3, errors = errors + ?4,"
+                     " first_seen = min(first_seen, ?5), last_seen = max(last_seen, ?6)",
+    [S_UPS_KEY_CL] = "INSERT INTO key_clients(key_id, client_id, calls, first_seen, last_seen)"
+                     " VALUES(?1, ?2, ?3, ?4, ?5)"
+                     " ON CONFLICT DO UPDATE SET calls = calls + ?3,"
+                     " first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5)",
+    [S_UPD_SOURCE] = "UPDATE sources SET lines = lines + ?2, malformed = malformed + ?3,"
+                     " bytes = bytes + ?4, calls = calls + ?5 WHERE id = ?1",
+};
+
+/* Batch aggregate: per key, per key × endpoint, per key × client, per source. */
+struct agg {
+  int64_t a, b;       /* the row's ids (key; key+endpoint; key+client; source) */
+  int64_t calls, errors, bytes;
+  int64_t first, last;
+  int64_t lines, malformed; /* sources only */
+};
+
+struct aggset {
+  struct kw_dict *index; /* (a, b) → position in v */
+  struct agg *v;
+  size_t n, cap;
+};
+
+struct kw_store {
+  sqlite3 *db;
+  sqlite3_stmt *stmt[S_COUNT];
+  bool rdonly, in_tx;
+  size_t pending;
+  struct kw_dict *d_endpoint, *d_client, *d_agent, *d_host, *d_key;
+  struct aggset keys, key_eps, key_cls, sources;
+};
+
+const char *kw_store_errmsg(const struct kw_store *st) {
+  return st && st->db ? sqlite3_errmsg(st->db) : "no database";
+}
+
+/* ---- aggregates -------------------------------------------------------------------- */
+
+static struct agg *agg_get(struct aggset *s, int64_t a, int64_t b) {
+  int64_t k[2] = {a, b}, pos;
+
+  if (kw_dict_get(s->index, k, sizeof(k), &pos))
+    return &s->v[pos];
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 256;
+    struct agg *v = realloc(s->v, cap * sizeof(*v));
+    if (v == NULL)
+      return NULL;
+    s->v = v;
+    s->cap = cap;
+  }
+  /* The batch never holds more distinct rows than DICT_MAX: commit happens long before. */
+  if (kw_dict_put(s->index, k, sizeof(k), (int64_t)s->n) != 0)
+    return NULL;
+  s->v[s->n] = (struct agg){.a = a, .b = b, .first = INT64_MAX, .last = INT64_MIN};
+  return &s->v[s->n++];
+}
+
+static void agg_reset(struct aggset *s) {
+  s->n = 0;
+  kw_dict_clear(s->index);
+}
+
+static void agg_free(struct aggset *s) {
+  kw_dict_destroy(s->index);
+  free(s->v);
+}
+
+static void agg_add(struct agg *g, int64_t ts, bool error, int64_t bytes) {
+  g->calls++;
+  g->errors += error;
+  g->bytes += bytes > 0 ? bytes : 0;
+  if (ts < g->first)
+    g->first = ts;
+  if (ts > g->last)
+    g->last = ts;
+}
+
+/* ---- open / close ------------------------------------------------------------------ */
+
+static int exec(struct kw_store *st, const char *sql, char *err, size_t errlen) {
+  char *msg = NULL;
+  if (sqlite3_exec(st->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    snprintf(err, errlen, "%s", msg ? msg : sqlite3_errmsg(st->db));
+    sqlite3_free(msg);
+    return KW_ESTORE;
+  }
+  return 0;
+}
+
+static int user_version(struct kw_store *st, int *v) {
+  sqlite3_stmt *s;
+  int r = KW_ESTORE;
+  if (sqlite3_prepare_v2(st->db, "PRAGMA user_version", -1, &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    *v = sqlite3_column_int(s, 0);
+    r = 0;
+  }
+  sqlite3_finalize(s);
+  return r;
+}
+
+static int migrate(struct kw_store *st, char *err, size_t errlen) {
+  char sql[64];
+  int v, r;
+
+  if ((r = user_version(st, &v)) != 0) {
+    snprintf(err, errlen, "cannot read schema version: %s", sqlite3_errmsg(st->db));
+    return r;
+  }
+  if (v > (int)NMIGRATIONS) {
+    snprintf(err, errlen,
+             "database schema version %d is newer than this keywatch supports (%d)", v,
+             (int)NMIGRATIONS);
+    return KW_ESCHEMA;
+  }
+  for (; v < (int)NMIGRATIONS; v++) {
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", v + 1);
+    if ((r = exec(st, "BEGIN IMMEDIATE", err, errlen)) != 0)
+      return r;
+    if ((r = exec(st, migrations[v], err, errlen)) != 0 ||
+        (r = exec(st, sql, err, errlen)) != 0) {
+      exec(st, "ROLLBACK", err + strlen(err), 0);
+      return r;
+    }
+    if ((r = exec(st, "COMMIT", err, errlen)) != 0)
+      return r;
+  }
+  return 0;
+}
+
+int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
+                  size_t errlen) {
+  struct kw_store *st;
+  int r = KW_ESTORE, v;
+
+  *out = NULL;
+  st = calloc(1, sizeof(*st));
+  if (st == NULL)
+    return KW_ENOMEM;
+  st->rdonly = flags & KW_STORE_RDONLY;
+  if (st->rdonly) {
+    if (access(path, F_OK) != 0) {
+      snprintf(err, errlen, "no database at %s (run `keywatch ingest` first, or give --db)",
+               path);
+      r = KW_ENOTFOUND;
+      goto fail;
+    }
+    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+      snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(st->db));
+      goto fail;
+    }
+    sqlite3_busy_timeout(st->db, 5000);
+    if (user_version(st, &v) != 0) {
+      snprintf(err, errlen, "%s is not a keywatch database: %s", path,
+               sqlite3_errmsg(st->db));
+      goto fail;
+    }
+    if (v != (int)NMIGRATIONS) {
+      snprintf(err, errlen, "%s has schema version %d, this keywatch reads %d%s", path, v,
+               (int)NMIGRATIONS, v < (int)NMIGRATIONS ? " (run `keywatch ingest` to migrate)" : "");
+      r = KW_ESCHEMA;
+      goto fail;
+    }
+    *out = st;
+    return 0;
+  }
+  /* A new database is private to the user from its first byte. */
+  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+    r = -errno;
+    goto fail;
+  }
+  close(fd);
+  if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(st->db));
+    goto fail;
+  }
+  sqlite3_busy_timeout(st->db, 5000);
+  if ((r = exec(st, "PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+                    "PRAGMA wal_autocheckpoint = 16384; PRAGMA mmap_size = 268435456;"
+                    "PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;",
+                err, errlen)) != 0) {
+    char tmp[256];
+    snprintf(tmp, sizeof(tmp), "%s", err);
+    snprintf(err, errlen, "%s is not usable as a database: %s", path, tmp);
+    goto fail;
+  }
+  if ((r = migrate(st, err, errlen)) != 0)
+    goto fail;
+  for (int i = 0; i < S_COUNT; i++) {
+    if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+                           NULL) != SQLITE_OK) {
+      snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(st->db));
+      r = KW_ESTORE;
+      goto fail;
+    }
+  }
+  if (kw_dict_create(DICT_MAX, &st->d_endpoint) || kw_dict_create(DICT_MAX, &st->d_client) ||
+      kw_dict_create(DICT_MAX, &st->d_agent) || kw_dict_create(DICT_MAX, &st->d_host) ||
+      kw_dict_create(DICT_MAX, &st->d_key) || kw_dict_create(DICT_MAX, &st->keys.index) ||
+      kw_dict_create(DICT_MAX, &st->key_eps.index) ||
+      kw_dict_create(DICT_MAX, &st->key_cls.index) ||
+      kw_dict_create(DICT_MAX, &st->sources.index)) {
+    r = KW_ENOMEM;
+    goto fail;
+  }
+  *out = st;
+  return 0;
+fail:
+  kw_store_close(st);
+  return r;
+}
+
+static void reset_caches(struct kw_store *st) {
+  kw_dict_clear(st->d_endpoint);
+  kw_dict_clear(st->d_client);
+  kw_dict_clear(st->d_agent);
+  kw_dict_clear(st->d_host);
+  kw_dict_clear(st->d_key);
+  agg_reset(&st->keys);
+  agg_reset(&st->key_eps);
+  agg_reset(&st->key_cls);
+  agg_reset(&st->sources);
+}
+
+int kw_store_close(struct kw_store *st) {
+  int r = 0;
+  if (st == NULL)
+    return 0;
+  if (st->in_tx)
+    r = kw_store_commit(st);
+  for (int i = 0; i < S_COUNT; i++)
+    sqlite3_finalize(st->stmt[i]);
+  if (st->db != NULL && !st->rdonly)
+    sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
+  if (sqlite3_close(st->db) != SQLITE_OK)
+    r = KW_ESTORE;
+  kw_dict_destroy(st->d_endpoint);
+  kw_dict_destroy(st->d_client);
+  kw_dict_destroy(st->d_agent);
+  kw_dict_destroy(st->d_host);
+  kw_dict_destroy(st->d_key);
+  agg_free(&st->keys);
+  agg_free(&st->key_eps);
+  agg_free(&st->key_cls);
+  agg_free(&st->sources);
+  free(st);
+  return r;
+}
+
+/* ---- write path -------------------------------------------------------------------- */
+
+static int step_done(struct kw_store *st, sqlite3_stmt *s) {
+  int rc = sqlite3_step(s);
+  sqlite3_reset(s);
+  (void)st;
+  return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : KW_ESTORE;
+}
+
+static int begin(struct kw_store *st) {
+  if (st->in_tx)
+    return 0;
+  if (step_done(st, st->stmt[S_BEGIN]) != 0)
+    return KW_ESTORE;
+  st->in_tx = true;
+  return 0;
+}
+
+/* Runs an upsert ... RETURNING id; *id gets the row's id. */
+static int upsert_id(sqlite3_stmt *s, int64_t *id) {
+  int rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW)
+    *id = sqlite3_column_int64(s, 0);
+  sqlite3_reset(s); /* RETURNING rows are all produced by the first step */
+  sqlite3_clear_bindings(s);
+  return rc == SQLITE_ROW ? 0 : KW_ESTORE;
+}
+
+/* Remembers id for key; a full cache is forgotten and restarted. */
+static void cache_put(struct kw_dict *d, const void *key, size_t n, int64_t id) {
+  if (kw_dict_put(d, key, n, id) == KW_ETOOLONG) {
+    kw_dict_clear(d);
+    kw_dict_put(d, key, n, id);
+  }
+}
+
+static int text_id(struct kw_store *st, struct kw_dict *d, enum stmt_id sid, struct kw_str v,
+                   int64_t *id) {
+  sqlite3_stmt *s = st->stmt[sid];
+  if (kw_dict_get(d, v.p, v.n, id))
+    return 0;
+  sqlite3_bind_text(s, 1, v.p, (int)v.n, SQLITE_STATIC);
+  if (upsert_id(s, id) != 0)
+    return KW_ESTORE;
+  cache_put(d, v.p, v.n, *id);
+  return 0;
+}
+
+static int endpoint_id(struct kw_store *st, const struct kw_call *c, int64_t *id) {
+  char key[KW_ENDPOINT_KEY_MAX];
+  sqlite3_stmt *s = st->stmt[S_UPS_ENDPOINT];
+  struct kw_str m = c->method.n ? c->method : kw_str_make("-", 1);
+  size_t n;
+
+  if (m.n > 32)
+    m.n = 32;
+  n = m.n + 1 + c->endpoint.n;
+  if (n > sizeof(key))
+    return KW_ETOOLONG;
+  memcpy(key, m.p, m.n);
+  key[m.n] = ' ';
+  memcpy(key + m.n + 1, c->endpoint.p, c->endpoint.n);
+  if (kw_dict_get(st->d_endpoint, key, n, id))
+    return 0;
+  sqlite3_bind_text(s, 1, m.p, (int)m.n, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, c->endpoint.p, (int)c->endpoint.n, SQLITE_STATIC);
+  if (upsert_id(s, id) != 0)
+    return KW_ESTORE;
+  cache_put(st->d_endpoint, key, n, *id);
+  return 0;
+}
+
+static int client_id(struct kw_store *st, const struct kw_addr *a, int64_t *id) {
+  size_t n = a->family == 4 ? 4 : 16;
+  sqlite3_stmt *s = st->stmt[S_UPS_CLIENT];
+  if (kw_dict_get(st->d_client, a->a, n, id))
+    return 0;
+  sqlite3_bind_blob(s, 1, a->a, (int)n, SQLITE_STATIC);
+  if (upsert_id(s, id) != 0)
+    return KW_ESTORE;
+  cache_put(st->d_client, a->a, n, *id);
+  return 0;
+}
+
+static int key_id(struct kw_store *st, const struct kw_call *c, int64_t *id) {
+  sqlite3_stmt *s = st->stmt[S_UPS_KEY];
+  if (kw_dict_get(st->d_key, c->fp, KW_FP_LEN, id))
+    return 0;
+  sqlite3_bind_blob(s, 1, c->fp, KW_FP_LEN, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, c->prefix, -1, SQLITE_STATIC);
+  if (upsert_id(s, id) != 0)
+    return KW_ESTORE;
+  cache_put(st->d_key, c->fp, KW_FP_LEN, *id);
+  return 0;
+}
+
+static void bind_opt(sqlite3_stmt *s, int i, int64_t v) {
+  if (v >= 0)
+    sqlite3_bind_int64(s, i, v);
+  else
+    sqlite3_bind_null(s, i);
+}
+
+int kw_store_add_call(struct kw_store *st, const struct kw_call *c) {
+  sqlite3_stmt *s = st->stmt[S_INS_CALL];
+  int64_t ep, cl = -1, ag = -1, ho = -1, key = -1;
+  bool error = c->status >= 400 || c->status == 0;
+  struct agg *g;
+  int r;
+
+  if (st->rdonly)
+    return KW_EINVAL;
+  if ((r = begin(st)) != 0)
+    return r;
+  if ((r = endpoint_id(st, c, &ep)) != 0 ||
+      (c->client.family && (r = client_id(st, &c->client, &cl)) != 0) ||
+      (c->user_agent.n && (r = text_id(st, st->d_agent, S_UPS_AGENT, c->user_agent, &ag))) ||
+      (c->host.n && (r = text_id(st, st->d_host, S_UPS_HOST, c->host, &ho)) != 0) ||
+      (c->has_key && (r = key_id(st, c, &key)) != 0))
+    return r;
+  sqlite3_bind_int64(s, 1, c->ts_us);
+  bind_opt(s, 2, key);
+  bind_opt(s, 3, cl);
+  sqlite3_bind_int64(s, 4, ep);
+  sqlite3_bind_text(s, 5, c->path.p ? c->path.p : "", (int)c->path.n, SQLITE_STATIC);
+  sqlite3_bind_int(s, 6, c->status);
+  bind_opt(s, 7, c->req_bytes);
+  bind_opt(s, 8, c->resp_bytes);
+  bind_opt(s, 9, c->latency_us);
+  bind_opt(s, 10, ag);
+  bind_opt(s, 11, ho);
+  sqlite3_bind_int64(s, 12, c->source_id);
+  sqlite3_bind_int(s, 13, c->has_query ? 1 : 0);
+  if (step_done(st, s) != 0)
+    return KW_ESTORE;
+  st->pending++;
+  if ((g = agg_get(&st->sources, c->source_id, 0)) == NULL)
+    return KW_ENOMEM;
+  g->calls++;
+  if (key >= 0) {
+    if ((g = agg_get(&st->keys, key, 0)) == NULL)
+      return KW_ENOMEM;
+    agg_add(g, c->ts_us, error, c->resp_bytes);
+    if ((g = agg_get(&st->key_eps, key, ep)) == NULL)
+      return KW_ENOMEM;
+    agg_add(g, c->ts_us, error, c->resp_bytes);
+    if (cl >= 0) {
+      if ((g = agg_get(&st->key_cls, key, cl)) == NULL)
+        return KW_ENOMEM;
+      agg_add(g, c->ts_us, error, c->resp_bytes);
+    }
+  }
+  return 0;
+}
+
+int kw_store_add_lines(struct kw_store *st, uint32_t source_id, int64_t lines,
+                       int64_t malformed, int64_t bytes) {
+  struct agg *g;
+  int r;
+  if ((r = begin(st)) != 0)
+    return r;
+  if ((g = agg_get(&st->sources, source_id, 0)) == NULL)
+    return KW_ENOMEM;
+  g->lines += lines;
+  g->malformed += malformed;
+  g->bytes += bytes;
+  return 0;
+}
+
+size_t kw_store_pending(const struct kw_store *st) { return st->pending; }
+
+static int flush_aggs(struct kw_store *st) {
+  sqlite3_stmt *s;
+
+  s = st->stmt[S_UPD_KEY];
+  for (size_t i = 0; i < st->keys.n; i++) {
+    struct agg *g = &st->keys.v[i];
+    sqlite3_bind_int64(s, 1, g->a);
+    sqlite3_bind_int64(s, 2, g->calls);
+    sqlite3_bind_int64(s, 3, g->errors);
+    sqlite3_bind_int64(s, 4, g->bytes);
+    sqlite3_bind_int64(s, 5, g->first);
+    sqlite3_bind_int64(s, 6, g->last);
+    if (step_done(st, s) != 0)
+      return KW_ESTORE;
+  }
+  s = st->stmt[S_UPS_KEY_EP];
+  for (size_t i = 0; i < st->key_eps.n; i++) {
+    struct agg *g = &st->key_eps.v[i];
+    sqlite3_bind_int64(s, 1, g->a);
+    sqlite3_bind_int64(s, 2, g->b);
+    sqlite3_bind_int64(s, 3, g->calls);
+    sqlite3_bind_int64(s, 4, g->errors);
+    sqlite3_bind_int64(s, 5, g->first);
+    sqlite3_bind_int64(s, 6, g->last);
+    if (step_done(st, s) != 0)
+      return KW_ESTORE;
+  }
+  s = st->stmt[S_UPS_KEY_CL];
+  for (size_t i = 0; i < st->key_cls.n; i++) {
+    struct agg *g = &st->key_cls.v[i];
+    sqlite3_bind_int64(s, 1, g->a);
+    sqlite3_bind_int64(s, 2, g->b);
+    sqlite3_bind_int64(s, 3, g->calls);
+    sqlite3_bind_int64(s, 4, g->first);
+    sqlite3_bind_int64(s, 5, g->last);
+    if (step_done(st, s) != 0)
+      return KW_ESTORE;
+  }
+  s = st->stmt[S_UPD_SOURCE];
+  for (size_t i = 0; i < st->sources.n; i++) {
+    struct agg *g = &st->sources.v[i];
+    sqlite3_bind_int64(s, 1, g->a);
+    sqlite3_bind_int64(s, 2, g->lines);
+    sqlite3_bind_int64(s, 3, g->malformed);
+    sqlite3_bind_int64(s, 4, g->bytes);
+    sqlite3_bind_int64(s, 5, g->calls);
+    if (step_done(st, s) != 0)
+      return KW_ESTORE;
+  }
+  return 0;
+}
+
+int kw_store_commit(struct kw_store *st) {
+  int r;
+  if (!st->in_tx)
+    return 0;
+  r = flush_aggs(st);
+  if (r == 0 && step_done(st, st->stmt[S_COMMIT]) != 0)
+    r = KW_ESTORE;
+  if (r != 0) {
+    /* Nothing of the batch is stored: forget ids that may have been rolled back. */
+    step_done(st, st->stmt[S_ROLLBACK]);
+    reset_caches(st);
+  }
+  st->in_tx = false;
+  st->pending = 0;
+  agg_reset(&st->keys);
+  agg_reset(&st->key_eps);
+  agg_reset(&st->key_cls);
+  agg_reset(&st->sources);
+  return r;
+}
+
+int kw_store_source(struct kw_store *st, const char *name, const char *kind,
+                    const char *format, uint32_t *id) {
+  sqlite3_stmt *s;
+  int r = KW_ESTORE;
+
+  if (sqlite3_prepare_v2(st->db,
+                         "INSERT INTO sources(name, kind, format, created_us) VALUES(?,?,?,?)"
+                         " ON CONFLICT(name) DO UPDATE SET format = excluded.format"
+                         " RETURNING id",
+                         -1, &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+  sqlite3_bind_text(s, 3, format, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 4, kw_time_now());
+  if (sqlite3_step(s) == SQLITE_ROW) {
+    *id = (uint32_t)sqlite3_column_int64(s, 0);
+    r = 0;
+  }
+  sqlite3_finalize(s);
+  return r;
+}
+
+int kw_store_name_key(struct kw_store *st, const uint8_t *fp, const char *prefix,
+                      const char *name) {
+  sqlite3_stmt *s;
+  int n = -1;
+  const char *sql = fp ? "UPDATE keys SET name = ?1 WHERE fingerprint = ?2"
+                       : "UPDATE keys SET name = ?1 WHERE prefix = ?2";
+  if (sqlite3_prepare_v2(st->db, sql, -1, &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+  if (fp)
+    sqlite3_bind_blob(s, 2, fp, KW_FP_LEN, SQLITE_STATIC);
+  else
+    sqlite3_bind_text(s, 2, prefix, -1, SQLITE_STATIC);
+  if (sqlite3_step(s) == SQLITE_DONE)
+    n = sqlite3_changes(st->db);
+  sqlite3_finalize(s);
+  return n < 0 ? KW_ESTORE : n;
+}
+
+sqlite3 *kw__store_db(struct kw_store *st) { return st->db; }

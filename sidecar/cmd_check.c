@@ -36,8 +36,13 @@ int kw_cmd_check(struct kw_cli *cli, int argc, char **argv) {
     return r;
   if (strcmp(cli->cfg->ingest.format, "auto") != 0) {
     if (kw_format_create(&cli->cfg->ingest, cli->cfg->ingest.format, &f, err, sizeof(err))) {
+      const char *fmt = cli->cfg->ingest.format;
+      const char *field = strcmp(fmt, "nginx") == 0 ? "ingest.log_format"
+                          : strcmp(fmt, "json") == 0 || strstr(err, "ingest.json")
+                              ? "ingest.json"
+                              : "ingest.format";
       char msg[1200];
-      kw_config_error(cli->cfg, "ingest", msg, sizeof(msg), "%s", err);
+      kw_config_error(cli->cfg, field, msg, sizeof(msg), "%s", err);
       kw_cli_error(cli, "%s", msg);
       return KW_EXIT_USAGE;
     }

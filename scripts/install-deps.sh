@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything keywatch needs to build and test, from Debian's packages.
+# Used by the README's quick start and by CI (.ci/run). Idempotent.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then
+  SUDO="sudo"
+fi
+
+packages=(
+  # build
+  build-essential cmake pkg-config clang
+  # libraries keywatch links
+  libsqlite3-dev libcyaml-dev libyaml-dev libjansson-dev libssl-dev libxxhash-dev
+  # tests
+  libcmocka-dev nginx-light curl sqlite3 python3
+  # benchmarks (bench/run.sh): the tools keywatch is compared with
+  goaccess time
+)
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+echo "install-deps: ${#packages[@]} packages present"

@@ -29,6 +29,7 @@
 #include "jsonl.h"
 
 #include "../sidecar/err.h"
+#include "../sidecar/escape.h"
 #include "../sidecar/timeutil.h"
 
 #include <jansson.h>
@@ -73,6 +74,7 @@ struct kw_jsonl {
   json_t *root;
   char *scratch;
   size_t scratch_used;
+  char *mended; /* a line with invalid UTF-8 replaced; 3 × KW_JSONL_MAX_LINE, lazily */
 };
 
 static const char *const field_names[KW_JF_COUNT] = {
@@ -321,6 +323,7 @@ void kw_jsonl_destroy(struct kw_jsonl *j) {
   json_decref(j->root);
   free(j->strings);
   free(j->scratch);
+  free(j->mended);
   free(j);
 }
 
@@ -677,6 +680,42 @@ static const char *json_reason(const json_error_t *e) {
   }
 }
 
+/* nginx's escape=json passes bytes >= 0x80 through unchecked, so a client can put
+ * invalid UTF-8 in its User-Agent, and jansson rejects such a line whole: the call would
+ * go unrecorded, which is exactly what an attacker wants.  So invalid bytes are replaced
+ * by U+FFFD in a copy before parsing.  Valid lines (nearly all) cost one scan. */
+static int mend_utf8(struct kw_jsonl *j, const char **line, size_t *len) {
+  const unsigned char *s = (const unsigned char *)*line;
+  size_t n = *len, i = 0, o;
+
+  while (i < n) {
+    size_t l = s[i] < 0x80 ? 1 : kw_utf8_len(s + i, n - i);
+    if (l == 0)
+      break;
+    i += l;
+  }
+  if (i == n)
+    return 0;
+  if (j->mended == NULL && (j->mended = malloc(3 * KW_JSONL_MAX_LINE)) == NULL)
+    return KW_ENOMEM;
+  memcpy(j->mended, s, i);
+  for (o = i; i < n;) {
+    size_t l = s[i] < 0x80 ? 1 : kw_utf8_len(s + i, n - i);
+    if (l == 0) {
+      memcpy(j->mended + o, "\xef\xbf\xbd", 3);
+      o += 3;
+      i++;
+    } else {
+      memcpy(j->mended + o, s + i, l);
+      o += l;
+      i += l;
+    }
+  }
+  *line = j->mended;
+  *len = o;
+  return 0;
+}
+
 int kw_jsonl_parse(struct kw_jsonl *j, const char *line, size_t len, struct kw_rec *rec,
                    char *err, size_t errlen) {
   json_error_t jerr;
@@ -700,6 +739,8 @@ int kw_jsonl_parse(struct kw_jsonl *j, const char *line, size_t len, struct kw_r
   }
   if (len == 0)
     return fail(err, errlen, "empty line");
+  if (mend_utf8(j, &line, &len) != 0)
+    return KW_ENOMEM;
   /* JSON_ALLOW_NUL: a client-sent NUL that a logger escaped as \u0000 must not make the
    * whole line unreadable; kw_str carries lengths, so the NUL is data. */
   j->root = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);

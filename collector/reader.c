@@ -22,6 +22,7 @@
 struct kw_reader {
   int fd;
   bool eof, skipping; /* skipping: inside an overlong line, discarding to its '\n' */
+  bool follow;        /* EOF is not final; partial last lines wait for their '\n' */
   char *buf;
   size_t start, end, cap;
   uint64_t lineno, offset;
@@ -125,8 +126,10 @@ int kw_reader_next(struct kw_reader *r, const char **line, size_t *len) {
         r->skipping = false;
         continue;
       }
-      if (r->eof)
+      if (r->eof) {
+        r->eof = !r->follow;
         return 0;
+      }
     } else if (nl != NULL && (size_t)(nl - p) <= KW_LINE_MAX) {
       size_t n = (size_t)(nl - p);
       r->start += n + 1;
@@ -141,6 +144,9 @@ int kw_reader_next(struct kw_reader *r, const char **line, size_t *len) {
       r->lineno++;
       r->skipping = true;
       return KW_ETOOLONG;
+    } else if (r->eof && r->follow) {
+      r->eof = false; /* read again next time */
+      return 0;
     } else if (r->eof) {
       if (avail == 0)
         return 0;
@@ -168,6 +174,22 @@ size_t kw_reader_peek(struct kw_reader *r, const char **buf, size_t n) {
   *buf = r->buf + r->start;
   return r->end - r->start < n ? r->end - r->start : n;
 }
+
+void kw_reader_follow(struct kw_reader *r) { r->follow = true; }
+
+int kw_reader_seek(struct kw_reader *r, int64_t off) {
+  if (lseek(r->fd, (off_t)off, SEEK_SET) < 0)
+    return -errno;
+  OPENSSL_cleanse(r->buf, r->end);
+  r->start = r->end = 0;
+  r->eof = r->skipping = false;
+  r->offset = (uint64_t)off;
+  return 0;
+}
+
+int kw_reader_fd(const struct kw_reader *r) { return r->fd; }
+
+size_t kw_reader_buffered(const struct kw_reader *r) { return r->end - r->start; }
 
 uint64_t kw_reader_lineno(const struct kw_reader *r) { return r->lineno; }
 uint64_t kw_reader_offset(const struct kw_reader *r) { return r->offset; }

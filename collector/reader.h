@@ -25,6 +25,20 @@ int kw_reader_open(const char *path, struct kw_reader **out, char *err, size_t e
 /* Same, over an open descriptor the reader takes ownership of. */
 int kw_reader_fdopen(int fd, const char *name, struct kw_reader **out);
 
+/* Follow mode (tailing a growing file): end of file is not final — the next call reads
+ * again — and a last line without '\n' is kept back until its newline arrives. */
+void kw_reader_follow(struct kw_reader *r);
+
+/* Positions the reader at byte offset off of its file (lseek), dropping what is
+ * buffered; kw_reader_offset() then counts from off. Returns 0 or -errno. */
+int kw_reader_seek(struct kw_reader *r, int64_t off);
+
+/* The descriptor the reader reads (owned by the reader). */
+int kw_reader_fd(const struct kw_reader *r);
+
+/* Bytes read from the file but not yet returned as lines (a partial line). */
+size_t kw_reader_buffered(const struct kw_reader *r);
+
 /* Next line: returns 1 with *line and *len set (valid until the next call), 0 at end of input,
  * KW_ETOOLONG for a skipped overlong line (kw_reader_lineno() tells which), or -errno. */
 int kw_reader_next(struct kw_reader *r, const char **line, size_t *len);

@@ -12,6 +12,8 @@ static const struct command {
   int (*fn)(struct kw_cli *cli, int argc, char **argv);
   const char *summary;
 } commands[] = {
+    {"run", kw_cmd_run, "the sidecar: follow logs / receive syslog, record every call"},
+    {"status", kw_cmd_status, "the daemon's sources: positions, backlog, lag, gaps, drops"},
     {"ingest", kw_cmd_ingest, "read access logs into the database"},
     {"keys", kw_cmd_keys, "per-key activity: calls, first/last seen, endpoints, clients"},
     {"calls", kw_cmd_calls, "the audit trail of calls, by key and time"},

@@ -326,8 +326,7 @@ int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) {
   name_keys(&in);
   summary(&in, argc - optind);
 out:
-  if (kw_pipeline_destroy(in.pipe) != 0 && rc == 0)
-    rc = KW_EXIT_FAIL;
+  kw_pipeline_destroy(in.pipe);
   if (kw_store_close(in.st) != 0 && rc == 0)
     rc = KW_EXIT_FAIL;
   kw_format_destroy(&in.fixed);

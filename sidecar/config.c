@@ -101,6 +101,33 @@ static const cyaml_schema_value_t key_name_entry = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_key_name_cfg, key_name_fields),
 };
 
+static const cyaml_schema_field_t source_fields[] = {
+    STR_FIELD("name", struct kw_source_cfg, name),
+    STR_FIELD("type", struct kw_source_cfg, type),
+    STR_FIELD("path", struct kw_source_cfg, path),
+    STR_FIELD("listen", struct kw_source_cfg, listen),
+    STR_FIELD("format", struct kw_source_cfg, format),
+    STR_FIELD("log_format", struct kw_source_cfg, log_format),
+    STR_FIELD("escape", struct kw_source_cfg, escape),
+    STR_FIELD("start_at", struct kw_source_cfg, start_at),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t source_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_source_cfg, source_fields),
+};
+
+static const cyaml_schema_field_t run_fields[] = {
+    CYAML_FIELD_UINT("commit_ms", CYAML_FLAG_OPTIONAL, struct kw_run_cfg, commit_ms),
+    CYAML_FIELD_UINT("poll_ms", CYAML_FLAG_OPTIONAL, struct kw_run_cfg, poll_ms),
+    CYAML_FIELD_UINT("rotate_wait_ms", CYAML_FLAG_OPTIONAL, struct kw_run_cfg,
+                     rotate_wait_ms),
+    CYAML_FIELD_UINT("status_ms", CYAML_FLAG_OPTIONAL, struct kw_run_cfg, status_ms),
+    CYAML_FIELD_UINT("udp_rcvbuf", CYAML_FLAG_OPTIONAL, struct kw_run_cfg, udp_rcvbuf),
+    STR_FIELD("log_level", struct kw_run_cfg, log_level),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t top_fields[] = {
     STR_FIELD("db", struct kw_config, db),
     STR_FIELD("secret_file", struct kw_config, secret_file),
@@ -110,6 +137,9 @@ static const cyaml_schema_field_t top_fields[] = {
                         ingest_fields),
     CYAML_FIELD_SEQUENCE("keys", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct kw_config,
                          keys, &key_name_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_SEQUENCE("sources", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_config, sources, &source_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_MAPPING("run", CYAML_FLAG_OPTIONAL, struct kw_config, run, run_fields),
     CYAML_FIELD_END,
 };
 
@@ -133,6 +163,9 @@ static const char *const known_escapes[] = {"default", "json", "none", NULL};
 static const char *const known_time_formats[] = {"auto", "iso8601", "epoch_s", "epoch_ms",
                                                  "epoch_us", "epoch_ns", "clf", NULL};
 static const char *const known_units[] = {"s", "ms", "us", "ns", NULL};
+static const char *const known_source_types[] = {"file", "syslog", NULL};
+static const char *const known_start_at[] = {"beginning", "end", NULL};
+static const char *const known_log_levels[] = {"debug", "info", "warn", "error", NULL};
 
 static int set_list(char ***list, unsigned *count, const char *const *vals) {
   unsigned n = 0;
@@ -182,6 +215,25 @@ static int apply_defaults(struct kw_config *c) {
     c->ingest.batch_rows = 50000;
   if (c->ingest.max_errors_shown == 0)
     c->ingest.max_errors_shown = 5;
+  if (c->run.commit_ms == 0)
+    c->run.commit_ms = 50;
+  if (c->run.poll_ms == 0)
+    c->run.poll_ms = 250;
+  if (c->run.rotate_wait_ms == 0)
+    c->run.rotate_wait_ms = 5000;
+  if (c->run.status_ms == 0)
+    c->run.status_ms = 1000;
+  if (c->run.log_level == NULL)
+    r = r ? r : kw_config_set(&c->run.log_level, "info");
+  for (unsigned i = 0; i < c->sources_count; i++) {
+    struct kw_source_cfg *src = &c->sources[i];
+    if (src->type == NULL)
+      r = r ? r : kw_config_set(&src->type, src->listen && !src->path ? "syslog" : "file");
+    if (src->name == NULL && (src->path || src->listen))
+      r = r ? r : kw_config_set(&src->name, src->path ? src->path : src->listen);
+    if (src->start_at == NULL)
+      r = r ? r : kw_config_set(&src->start_at, "beginning");
+  }
   return r;
 }
 
@@ -196,7 +248,8 @@ struct logbuf {
 static void on_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args) {
   struct logbuf *lb = ctx;
   char line[512], name[200];
-  unsigned l, c;
+  unsigned l, c, idx;
+  int in_field;
   char *p;
 
   if (level < CYAML_LOG_ERROR)
@@ -210,8 +263,13 @@ static void on_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args) 
     p++;
   if (strcmp(p, "Backtrace:") == 0)
     return;
-  if (sscanf(p, "in mapping field '%199[^']' (line: %u, column: %u)", name, &l, &c) == 3 ||
-      sscanf(p, "in sequence entry '%199[^']' (line: %u, column: %u)", name, &l, &c) == 3) {
+  in_field = sscanf(p, "in mapping field '%199[^']' (line: %u, column: %u)", name, &l, &c) == 3;
+  if (!in_field && sscanf(p, "in sequence entry '%u' (line: %u, column: %u)", &idx, &l, &c) == 3) {
+    /* libcyaml counts entries from 1; field paths count from 0 (validate(), locate_line()) */
+    snprintf(name, sizeof(name), "%u", idx > 0 ? idx - 1 : 0);
+    in_field = 1;
+  }
+  if (in_field) {
     /* Backtrace lines come innermost first: prepend each. */
     char joined[sizeof(lb->field)];
     snprintf(joined, sizeof(joined), "%s%s%s", name, lb->field[0] ? "." : "", lb->field);
@@ -467,6 +525,37 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
         *p = (char)tolower((unsigned char)*p);
     }
   }
+  if ((r = check_enum(c, "run.log_level", c->run.log_level, known_log_levels, err, errlen)))
+    return r;
+  if (c->run.commit_ms > 60000 || c->run.poll_ms > 600000)
+    return kw_config_error(c, c->run.commit_ms > 60000 ? "run.commit_ms" : "run.poll_ms", err,
+                           errlen, "out of range (commit_ms <= 60000, poll_ms <= 600000)");
+  for (unsigned i = 0; i < c->sources_count; i++) {
+    struct kw_source_cfg *src = &c->sources[i];
+    char field[64];
+    snprintf(field, sizeof(field), "sources.%u.type", i);
+    if ((r = check_enum(c, field, src->type, known_source_types, err, errlen)) != 0)
+      return r;
+    snprintf(field, sizeof(field), "sources.%u.start_at", i);
+    if ((r = check_enum(c, field, src->start_at, known_start_at, err, errlen)) != 0)
+      return r;
+    snprintf(field, sizeof(field), "sources.%u.escape", i);
+    if ((r = check_enum(c, field, src->escape, known_escapes, err, errlen)) != 0)
+      return r;
+    snprintf(field, sizeof(field), "sources.%u", i);
+    if (strcmp(src->type, "file") == 0 && src->path == NULL)
+      return kw_config_error(c, field, err, errlen, "a file source needs 'path'");
+    if (strcmp(src->type, "syslog") == 0 && src->listen == NULL)
+      return kw_config_error(c, field, err, errlen,
+                             "a syslog source needs 'listen' (udp://HOST:PORT or tcp://…)");
+    for (unsigned j = 0; j < i; j++) {
+      if (strcmp(c->sources[j].name, src->name) == 0) {
+        snprintf(field, sizeof(field), "sources.%u.name", i);
+        return kw_config_error(c, field, err, errlen, "'%s' names sources %u and %u",
+                               src->name, j, i);
+      }
+    }
+  }
   for (unsigned i = 0; i < c->keys_count; i++) {
     struct kw_key_name_cfg *k = &c->keys[i];
     char field[64];
@@ -539,6 +628,16 @@ int kw_config_load(const char *path, struct kw_config **out, char *err, size_t e
     e = cyaml_load_file(path, cyaml_cfg(&lb), &top_schema, (cyaml_data_t **)&c, NULL);
   if (e != CYAML_OK) {
     const char *why = lb.msg[0] ? lb.msg : cyaml_strerror(e);
+    /* libcyaml places an unknown key at the value read before it: find the key itself. */
+    if (strncmp(why, "Unexpected key: ", 16) == 0) {
+      char field[sizeof(lb.field) + 64];
+      unsigned line;
+      snprintf(field, sizeof(field), "%s%s%s", lb.field, lb.field[0] ? "." : "", why + 16);
+      if ((line = locate_line(path, field)) > 0) {
+        snprintf(err, errlen, "%s:%u: %s: unknown key", path, line, field);
+        return KW_ECONFIG;
+      }
+    }
     if (lb.line > 0 && lb.field[0])
       snprintf(err, errlen, "%s:%u:%u: %s: %s", path, lb.line, lb.col, lb.field, why);
     else if (lb.line > 0)

@@ -59,6 +59,28 @@ struct kw_key_name_cfg {
   char *name;
 };
 
+/* A source for `keywatch run`. */
+struct kw_source_cfg {
+  char *name;       /* default: the path or listen address */
+  char *type;       /* file, syslog */
+  char *path;       /* file: a path or a glob (a "*" in the last component) */
+  char *listen;     /* syslog: udp://HOST:PORT or tcp://HOST:PORT */
+  char *format;     /* overrides ingest.format for this source */
+  char *log_format; /* overrides ingest.log_format */
+  char *escape;     /* overrides ingest.escape */
+  char *start_at;   /* file with no saved position: beginning (default) or end */
+};
+
+/* The daemon's loop settings. */
+struct kw_run_cfg {
+  unsigned commit_ms;      /* group commit interval (default 50) */
+  unsigned poll_ms;        /* file stat polling interval (default 250) */
+  unsigned rotate_wait_ms; /* keep reading a rotated file this long after it is quiet */
+  unsigned status_ms;      /* source status written every … (default 1000) */
+  unsigned udp_rcvbuf;     /* syslog UDP receive buffer bytes (0: system default) */
+  char *log_level;         /* debug, info, warn, error */
+};
+
 struct kw_config {
   char *file; /* the file it was loaded from, NULL for defaults */
   char *db;
@@ -67,10 +89,14 @@ struct kw_config {
   struct kw_ingest_cfg ingest;
   struct kw_key_name_cfg *keys;
   unsigned keys_count;
+  struct kw_source_cfg *sources;
+  unsigned sources_count;
+  struct kw_run_cfg run;
 };
 
 /* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),
- * or KW_ECONFIG/-errno with "FILE:LINE: FIELD: problem" in err. */
+ * or KW_ECONFIG/-errno with "FILE:LINE: FIELD: problem" in err.  FIELD is a dotted path
+ * whose sequence entries count from 0 ("keys.1" is the second entry). */
 int kw_config_load(const char *path, struct kw_config **out, char *err, size_t errlen);
 
 /* The built-in defaults, as if an empty file had been loaded. */

@@ -24,6 +24,7 @@ struct kw_pipeline {
   struct kw_pipeline_stats stats;
   uint32_t cur_source; /* source whose counters are pending */
   int64_t cur_lines, cur_malformed, cur_bytes;
+  bool manual_commit;
   char endpoint[KW_ENDPOINT_MAX + 1];
 };
 
@@ -62,16 +63,15 @@ int kw_pipeline_commit(struct kw_pipeline *p) {
   return r ? r : c;
 }
 
-int kw_pipeline_destroy(struct kw_pipeline *p) {
-  int r = 0;
+void kw_pipeline_set_autocommit(struct kw_pipeline *p, bool on) { p->manual_commit = !on; }
+
+
+void kw_pipeline_destroy(struct kw_pipeline *p) {
   if (p == NULL)
-    return 0;
-  if (p->st != NULL && p->kid != NULL)
-    r = kw_pipeline_commit(p);
+    return;
   kw_keyid_destroy(p->kid);
   kw_dict_destroy(p->seen);
   free(p);
-  return r;
 }
 
 static int count_line(struct kw_pipeline *p, uint32_t source_id, size_t len, int bad) {
@@ -93,24 +93,14 @@ void kw_pipeline_skip(struct kw_pipeline *p, uint32_t source_id, size_t len) {
   count_line(p, source_id, len, 1);
 }
 
-int kw_pipeline_line(struct kw_pipeline *p, struct kw_format *fmt, uint32_t source_id,
-                     const char *line, size_t len, char *why, size_t whylen) {
-  struct kw_rec rec;
+/* Identity, template, store: everything after parsing. */
+static int store_rec(struct kw_pipeline *p, const struct kw_rec *rec, uint32_t source_id) {
   struct kw_call call;
   int64_t one;
   size_t n;
   int r;
 
-  r = fmt->ops->parse(fmt->ctx, line, len, &rec, why, whylen);
-  if (r == KW_EPARSE) {
-    int c = count_line(p, source_id, len, 1);
-    return c ? c : KW_EPARSE;
-  }
-  if (r != 0)
-    return r;
-  if ((r = count_line(p, source_id, len, 0)) != 0)
-    return r;
-  kw_keyid_apply(p->kid, &rec, &call);
+  kw_keyid_apply(p->kid, rec, &call);
   n = kw_endpoint_template(call.path.p ? call.path.p : "", call.path.n, p->endpoint);
   call.endpoint = kw_str_make(p->endpoint, n);
   call.source_id = source_id;
@@ -123,9 +113,33 @@ int kw_pipeline_line(struct kw_pipeline *p, struct kw_format *fmt, uint32_t sour
         kw_dict_put(p->seen, call.fp, KW_FP_LEN, 1) == 0)
       p->stats.keys++;
   }
-  if (kw_store_pending(p->st) >= p->cfg->ingest.batch_rows)
+  p->stats.last_ts_us = call.ts_us;
+  if (!p->manual_commit && kw_store_pending(p->st) >= p->cfg->ingest.batch_rows)
     return kw_pipeline_commit(p);
   return 0;
+}
+
+int kw_pipeline_line(struct kw_pipeline *p, struct kw_format *fmt, uint32_t source_id,
+                     const char *line, size_t len, char *why, size_t whylen) {
+  struct kw_rec rec;
+  int r;
+
+  r = fmt->ops->parse(fmt->ctx, line, len, &rec, why, whylen);
+  if (r == KW_EPARSE) {
+    int c = count_line(p, source_id, len, 1);
+    return c ? c : KW_EPARSE;
+  }
+  if (r != 0)
+    return r;
+  if ((r = count_line(p, source_id, len, 0)) != 0)
+    return r;
+  return store_rec(p, &rec, source_id);
+}
+
+int kw_pipeline_rec(struct kw_pipeline *p, const struct kw_rec *rec, uint32_t source_id,
+                    size_t bytes) {
+  int r = count_line(p, source_id, bytes > 0 ? bytes - 1 : 0, 0);
+  return r ? r : store_rec(p, rec, source_id);
 }
 
 const struct kw_pipeline_stats *kw_pipeline_stats(const struct kw_pipeline *p) {

@@ -16,6 +16,7 @@
 #include "fingerprint.h"
 #include "store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct kw_pipeline_stats {
@@ -25,6 +26,7 @@ struct kw_pipeline_stats {
   uint64_t malformed; /* lines that did not parse (overlong ones included) */
   uint64_t bytes;     /* input bytes fed */
   uint64_t keys;      /* distinct keys seen by this pipeline */
+  int64_t last_ts_us; /* event time of the last call stored (0: none had one) */
 };
 
 struct kw_pipeline;
@@ -33,8 +35,9 @@ struct kw_pipeline;
 int kw_pipeline_create(const struct kw_config *cfg, struct kw_store *st,
                        const struct kw_fingerprint *fp, struct kw_pipeline **out);
 
-/* Commits what is pending, then frees; NULL is a no-op. Returns the commit's result. */
-int kw_pipeline_destroy(struct kw_pipeline *p);
+/* Frees; NULL is a no-op.  Commits nothing: call kw_pipeline_commit() first to keep the
+ * open batch (a caller that failed simply doesn't). */
+void kw_pipeline_destroy(struct kw_pipeline *p);
 
 /* Feeds one line of source_id, parsed with fmt.  Returns 0 when stored; KW_EPARSE when
  * malformed (counted; the reason, which never quotes the line, goes to why); a negative
@@ -42,8 +45,17 @@ int kw_pipeline_destroy(struct kw_pipeline *p);
 int kw_pipeline_line(struct kw_pipeline *p, struct kw_format *fmt, uint32_t source_id,
                      const char *line, size_t len, char *why, size_t whylen);
 
+/* Feeds one record that a source parsed itself (a packet capture's HTTP transaction),
+ * counted as one line of input of `bytes` bytes.  Returns 0 or a negative store error. */
+int kw_pipeline_rec(struct kw_pipeline *p, const struct kw_rec *rec, uint32_t source_id,
+                    size_t bytes);
+
 /* Counts a line that never reached the parser (overlong), as malformed. */
 void kw_pipeline_skip(struct kw_pipeline *p, uint32_t source_id, size_t len);
+
+/* Whether the pipeline commits by itself every `ingest.batch_rows` calls (default on).
+ * A daemon that commits read positions with the calls turns it off and commits itself. */
+void kw_pipeline_set_autocommit(struct kw_pipeline *p, bool on);
 
 /* Commits the batch (calls, key totals, source counters). */
 int kw_pipeline_commit(struct kw_pipeline *p);

@@ -63,6 +63,22 @@ static const char *const migrations[] = {
     "  key_id INTEGER NOT NULL, client_id INTEGER NOT NULL, calls INTEGER NOT NULL,"
     "  first_seen INTEGER, last_seen INTEGER,"
     "  PRIMARY KEY(key_id, client_id)) WITHOUT ROWID;",
+    /* 1 → 2: the daemon: read positions (exactly once), gaps, live source status */
+    "CREATE TABLE IF NOT EXISTS positions("
+    "  source_id INTEGER NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,"
+    "  offset INTEGER NOT NULL, hash INTEGER NOT NULL, hash_len INTEGER NOT NULL,"
+    "  PRIMARY KEY(source_id, dev, ino)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS gaps("
+    "  id INTEGER PRIMARY KEY, source_id INTEGER NOT NULL, ts INTEGER NOT NULL,"
+    "  bytes INTEGER, detail TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS source_status("
+    "  source_id INTEGER PRIMARY KEY, state TEXT NOT NULL, updated INTEGER NOT NULL,"
+    "  backlog INTEGER NOT NULL DEFAULT 0, drops INTEGER NOT NULL DEFAULT 0,"
+    "  rate REAL NOT NULL DEFAULT 0, lag_p50_us INTEGER, lag_p99_us INTEGER,"
+    "  detail TEXT);"
+    "CREATE TABLE IF NOT EXISTS daemon("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL,"
+    "  started INTEGER NOT NULL, heartbeat INTEGER NOT NULL, config TEXT);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -71,6 +87,7 @@ enum stmt_id {
   S_BEGIN, S_COMMIT, S_ROLLBACK,
   S_INS_CALL, S_UPS_ENDPOINT, S_UPS_CLIENT, S_UPS_AGENT, S_UPS_HOST, S_UPS_KEY,
   S_UPD_KEY, S_UPS_KEY_EP, S_UPS_KEY_CL, S_UPD_SOURCE,
+  S_DEL_POS, S_INS_POS, S_INS_GAP, S_UPS_STATUS, S_UPS_DAEMON,
   S_COUNT
 };
 
@@ -106,6 +123,20 @@ static const char *const stmt_sql[S_COUNT] = {
                      " first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5)",
     [S_UPD_SOURCE] = "UPDATE sources SET lines = lines + ?2, malformed = malformed + ?3,"
                      " bytes = bytes + ?4, calls = calls + ?5 WHERE id = ?1",
+    [S_DEL_POS] = "DELETE FROM positions WHERE source_id = ?",
+    [S_INS_POS] = "INSERT INTO positions(source_id, dev, ino, offset, hash, hash_len)"
+                  " VALUES(?,?,?,?,?,?)",
+    [S_INS_GAP] = "INSERT INTO gaps(source_id, ts, bytes, detail) VALUES(?,?,?,?)",
+    [S_UPS_STATUS] = "INSERT INTO source_status(source_id, state, updated, backlog, drops,"
+                     " rate, lag_p50_us, lag_p99_us, detail) VALUES(?,?,?,?,?,?,?,?,?)"
+                     " ON CONFLICT(source_id) DO UPDATE SET state = excluded.state,"
+                     " updated = excluded.updated, backlog = excluded.backlog,"
+                     " drops = excluded.drops, rate = excluded.rate,"
+                     " lag_p50_us = excluded.lag_p50_us, lag_p99_us = excluded.lag_p99_us,"
+                     " detail = excluded.detail",
+    [S_UPS_DAEMON] = "INSERT INTO daemon(id, pid, started, heartbeat, config)"
+                     " VALUES(1, ?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE SET pid = ?1,"
+                     " started = ?2, heartbeat = ?3, config = ?4",
 };
 
 /* Batch aggregate: per key, per key × endpoint, per key × client, per source. */
@@ -315,6 +346,8 @@ fail:
   return r;
 }
 
+static int step_done(struct kw_store *st, sqlite3_stmt *s);
+
 static void reset_caches(struct kw_store *st) {
   kw_dict_clear(st->d_endpoint);
   kw_dict_clear(st->d_client);
@@ -331,8 +364,8 @@ int kw_store_close(struct kw_store *st) {
   int r = 0;
   if (st == NULL)
     return 0;
-  if (st->in_tx)
-    r = kw_store_commit(st);
+  if (st->in_tx) /* an uncommitted batch is discarded: the caller did not commit it */
+    step_done(st, st->stmt[S_ROLLBACK]);
   for (int i = 0; i < S_COUNT; i++)
     sqlite3_finalize(st->stmt[i]);
   if (st->db != NULL && !st->rdonly)
@@ -639,3 +672,110 @@ int kw_store_name_key(struct kw_store *st, const uint8_t *fp, const char *prefix
 }
 
 sqlite3 *kw__store_db(struct kw_store *st) { return st->db; }
+
+/* ---- daemon state ------------------------------------------------------------------ */
+
+int kw_store_get_positions(struct kw_store *st, uint32_t source_id, struct kw_store_pos *out,
+                           size_t max, size_t *n) {
+  sqlite3_stmt *s;
+  int rc;
+
+  *n = 0;
+  if (sqlite3_prepare_v2(st->db,
+                         "SELECT dev, ino, offset, hash, hash_len FROM positions"
+                         " WHERE source_id = ? ORDER BY ino",
+                         -1, &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  sqlite3_bind_int64(s, 1, source_id);
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW && *n < max) {
+    out[*n] = (struct kw_store_pos){
+        .dev = (uint64_t)sqlite3_column_int64(s, 0),
+        .ino = (uint64_t)sqlite3_column_int64(s, 1),
+        .offset = sqlite3_column_int64(s, 2),
+        .hash = (uint64_t)sqlite3_column_int64(s, 3),
+        .hash_len = (uint32_t)sqlite3_column_int(s, 4),
+    };
+    (*n)++;
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KW_ESTORE;
+}
+
+int kw_store_set_positions(struct kw_store *st, uint32_t source_id,
+                           const struct kw_store_pos *pos, size_t n) {
+  sqlite3_stmt *s = st->stmt[S_INS_POS];
+  int r;
+
+  if ((r = begin(st)) != 0)
+    return r;
+  sqlite3_bind_int64(st->stmt[S_DEL_POS], 1, source_id);
+  if (step_done(st, st->stmt[S_DEL_POS]) != 0)
+    return KW_ESTORE;
+  for (size_t i = 0; i < n; i++) {
+    sqlite3_bind_int64(s, 1, source_id);
+    sqlite3_bind_int64(s, 2, (int64_t)pos[i].dev);
+    sqlite3_bind_int64(s, 3, (int64_t)pos[i].ino);
+    sqlite3_bind_int64(s, 4, pos[i].offset);
+    sqlite3_bind_int64(s, 5, (int64_t)pos[i].hash);
+    sqlite3_bind_int64(s, 6, pos[i].hash_len);
+    if (step_done(st, s) != 0)
+      return KW_ESTORE;
+  }
+  return 0;
+}
+
+int kw_store_add_gap(struct kw_store *st, uint32_t source_id, int64_t bytes,
+                     const char *detail) {
+  sqlite3_stmt *s = st->stmt[S_INS_GAP];
+  int r;
+  if ((r = begin(st)) != 0)
+    return r;
+  sqlite3_bind_int64(s, 1, source_id);
+  sqlite3_bind_int64(s, 2, kw_time_now());
+  bind_opt(s, 3, bytes);
+  sqlite3_bind_text(s, 4, detail, -1, SQLITE_STATIC);
+  r = step_done(st, s);
+  sqlite3_clear_bindings(s);
+  return r;
+}
+
+int kw_store_set_status(struct kw_store *st, uint32_t source_id,
+                        const struct kw_source_status *ss) {
+  sqlite3_stmt *s = st->stmt[S_UPS_STATUS];
+  int r;
+  if ((r = begin(st)) != 0)
+    return r;
+  sqlite3_bind_int64(s, 1, source_id);
+  sqlite3_bind_text(s, 2, ss->state, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 3, kw_time_now());
+  sqlite3_bind_int64(s, 4, ss->backlog);
+  sqlite3_bind_int64(s, 5, ss->drops);
+  sqlite3_bind_double(s, 6, ss->rate);
+  bind_opt(s, 7, ss->lag_p50_us);
+  bind_opt(s, 8, ss->lag_p99_us);
+  if (ss->detail)
+    sqlite3_bind_text(s, 9, ss->detail, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(s, 9);
+  r = step_done(st, s);
+  sqlite3_clear_bindings(s);
+  return r;
+}
+
+int kw_store_heartbeat(struct kw_store *st, int64_t pid, int64_t started_us,
+                       const char *config) {
+  sqlite3_stmt *s = st->stmt[S_UPS_DAEMON];
+  int r;
+  if ((r = begin(st)) != 0)
+    return r;
+  sqlite3_bind_int64(s, 1, pid);
+  sqlite3_bind_int64(s, 2, started_us);
+  sqlite3_bind_int64(s, 3, kw_time_now());
+  if (config)
+    sqlite3_bind_text(s, 4, config, -1, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(s, 4);
+  r = step_done(st, s);
+  sqlite3_clear_bindings(s);
+  return r;
+}

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KW_STORE_SCHEMA 1
+#define KW_STORE_SCHEMA 2
 
 enum kw_store_flags {
   KW_STORE_RDONLY = 1, /* open an existing database read-only */
@@ -33,7 +33,8 @@ struct kw_store;
 int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
                   size_t errlen);
 
-/* Commits anything pending, closes; NULL is a no-op. Returns 0 or KW_ESTORE. */
+/* Closes; an open batch that was not committed is rolled back.  NULL is a no-op.
+ * Returns 0 or KW_ESTORE. */
 int kw_store_close(struct kw_store *st);
 
 /* Last SQLite error text of st (for messages). */
@@ -60,6 +61,44 @@ int kw_store_commit(struct kw_store *st);
  * else every key whose display prefix equals prefix.  Returns the number of keys named. */
 int kw_store_name_key(struct kw_store *st, const uint8_t *fp, const char *prefix,
                       const char *name);
+
+/* ---- daemon state (each write joins the open batch, committed with its calls) ---- */
+
+/* A read position in a file: see collector/tail.h. */
+struct kw_store_pos {
+  uint64_t dev, ino;
+  int64_t offset;
+  uint64_t hash;
+  uint32_t hash_len;
+};
+
+/* The committed positions of a source (at most max), in *n. */
+int kw_store_get_positions(struct kw_store *st, uint32_t source_id, struct kw_store_pos *out,
+                           size_t max, size_t *n);
+
+/* Replaces the positions of a source. */
+int kw_store_set_positions(struct kw_store *st, uint32_t source_id,
+                           const struct kw_store_pos *pos, size_t n);
+
+/* Records data that was lost before it could be read (bytes -1: unknown). Borrows detail. */
+int kw_store_add_gap(struct kw_store *st, uint32_t source_id, int64_t bytes,
+                     const char *detail);
+
+struct kw_source_status {
+  const char *state;  /* "reading", "waiting", "listening", "error" … */
+  int64_t backlog;    /* bytes not yet read */
+  int64_t drops;      /* messages lost (UDP receive overflow), cumulative */
+  double rate;        /* lines per second over the last interval */
+  int64_t lag_p50_us, lag_p99_us; /* -1 unknown */
+  const char *detail;
+};
+
+int kw_store_set_status(struct kw_store *st, uint32_t source_id,
+                        const struct kw_source_status *ss);
+
+/* The daemon's liveness row. Borrows config. */
+int kw_store_heartbeat(struct kw_store *st, int64_t pid, int64_t started_us,
+                       const char *config);
 
 /* ---- queries ---------------------------------------------------------------------- */
 
@@ -110,6 +149,31 @@ struct kw_stats {
   struct kw_count *by_status, *by_method, *top_endpoints;
   size_t n_status, n_method, n_endpoints;
 };
+
+struct kw_status_row {
+  const char *name, *kind, *format;
+  int64_t lines, calls, malformed, bytes;
+  const char *state;  /* NULL: never run by the daemon */
+  int64_t updated_us, backlog, drops;
+  double rate;
+  int64_t lag_p50_us, lag_p99_us; /* -1 unknown */
+  const char *detail;
+  int64_t gaps, gap_bytes;        /* gap_bytes counts only gaps of known size */
+  int64_t offset;                 /* sum of the offsets of its open files; -1 none */
+  int64_t files;                  /* files with a saved position */
+};
+
+struct kw_daemon_row {
+  int64_t pid, started_us, heartbeat_us; /* 0 when no daemon ever ran */
+  char config[1024];
+};
+
+/* The daemon's liveness row into *row (zeroed when none). */
+int kw_store_daemon(struct kw_store *st, struct kw_daemon_row *row);
+
+/* Calls cb for each source with its counters, status, gaps and positions. */
+int kw_store_status(struct kw_store *st,
+                    int (*cb)(const struct kw_status_row *row, void *ctx), void *ctx);
 
 /* Fills s (free with kw_store_stats_free()); top_n endpoints. */
 int kw_store_stats(struct kw_store *st, size_t top_n, struct kw_stats *s);

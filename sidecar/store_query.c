@@ -214,3 +214,70 @@ void kw_store_stats_free(struct kw_stats *s) {
   }
   memset(s, 0, sizeof(*s));
 }
+
+int kw_store_daemon(struct kw_store *st, struct kw_daemon_row *row) {
+  sqlite3_stmt *s;
+  int rc;
+
+  memset(row, 0, sizeof(*row));
+  if (sqlite3_prepare_v2(kw__store_db(st),
+                         "SELECT pid, started, heartbeat, config FROM daemon WHERE id = 1", -1,
+                         &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) {
+    const char *cfg = (const char *)sqlite3_column_text(s, 3);
+    row->pid = sqlite3_column_int64(s, 0);
+    row->started_us = sqlite3_column_int64(s, 1);
+    row->heartbeat_us = sqlite3_column_int64(s, 2);
+    snprintf(row->config, sizeof(row->config), "%s", cfg ? cfg : "");
+  }
+  sqlite3_finalize(s);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : KW_ESTORE;
+}
+
+int kw_store_status(struct kw_store *st,
+                    int (*cb)(const struct kw_status_row *row, void *ctx), void *ctx) {
+  static const char sql[] =
+      "SELECT s.name, s.kind, s.format, s.lines, s.calls, s.malformed, s.bytes,"
+      " t.state, t.updated, t.backlog, t.drops, t.rate, t.lag_p50_us, t.lag_p99_us, t.detail,"
+      " (SELECT count(*) FROM gaps g WHERE g.source_id = s.id),"
+      " (SELECT coalesce(sum(bytes), 0) FROM gaps g WHERE g.source_id = s.id),"
+      " (SELECT sum(offset) FROM positions p WHERE p.source_id = s.id),"
+      " (SELECT count(*) FROM positions p WHERE p.source_id = s.id)"
+      " FROM sources s LEFT JOIN source_status t ON t.source_id = s.id ORDER BY s.name";
+  sqlite3_stmt *s;
+  int rc, r = 0;
+
+  if (sqlite3_prepare_v2(kw__store_db(st), sql, -1, &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    struct kw_status_row row = {
+        .name = (const char *)sqlite3_column_text(s, 0),
+        .kind = (const char *)sqlite3_column_text(s, 1),
+        .format = (const char *)sqlite3_column_text(s, 2),
+        .lines = sqlite3_column_int64(s, 3),
+        .calls = sqlite3_column_int64(s, 4),
+        .malformed = sqlite3_column_int64(s, 5),
+        .bytes = sqlite3_column_int64(s, 6),
+        .state = (const char *)sqlite3_column_text(s, 7),
+        .updated_us = sqlite3_column_int64(s, 8),
+        .backlog = sqlite3_column_int64(s, 9),
+        .drops = sqlite3_column_int64(s, 10),
+        .rate = sqlite3_column_double(s, 11),
+        .lag_p50_us = sqlite3_column_type(s, 12) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 12),
+        .lag_p99_us = sqlite3_column_type(s, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 13),
+        .detail = (const char *)sqlite3_column_text(s, 14),
+        .gaps = sqlite3_column_int64(s, 15),
+        .gap_bytes = sqlite3_column_int64(s, 16),
+        .offset = sqlite3_column_type(s, 17) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 17),
+        .files = sqlite3_column_int64(s, 18),
+    };
+    if (cb(&row, ctx) != 0)
+      break;
+  }
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    r = KW_ESTORE;
+  sqlite3_finalize(s);
+  return r;
+}

@@ -1,0 +1,759 @@
+/* daemon.c — the sidecar loop (see daemon.h).
+ *
+ * Sources are plugins: struct src_ops (file, syslog) with designated initialisers; a
+ * configured source becomes one `struct src`, except a glob, which becomes a `struct
+ * group` that adds one file src per matching file as files appear.
+ *
+ * Commit protocol (exactly once): a file source's on_line feeds the pipeline and marks the
+ * source dirty; commit() writes, inside the open transaction, the positions of every
+ * dirty source (kw_tail_positions() = end of the last line fed), any gaps, counters and
+ * status, then commits.  Positions and the calls they cover land atomically.
+ *
+ * Invariants:
+ *  - d->err != 0 ⇒ the daemon is stopping and nothing more is fed to the pipeline;
+ *  - a src is in d->srcs from creation until its close callback;
+ *  - gaps are queued on the src (copied) and written at the next commit.
+ */
+#include "daemon.h"
+#include "../collector/format.h"
+#include "../collector/syslog.h"
+#include "../collector/tail.h"
+#include "err.h"
+#include "fingerprint.h"
+#include "pipeline.h"
+#include "store.h"
+#include "timeutil.h"
+
+#include <glob.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define MAX_GAPS 16       /* queued per source between commits */
+#define LAG_SAMPLES 4096  /* per source per commit */
+#define LAG_WINDOW 65536  /* per source per status interval */
+#define GLOB_SCAN_MS 1000 /* how often globs look for new files */
+
+struct src;
+
+struct src_ops {
+  const char *type;
+  int (*start)(struct src *s, char *err, size_t errlen);
+  /* Writes the source's positions into the open batch (files only). */
+  int (*save)(struct src *s);
+  void (*status)(struct src *s, struct kw_source_status *st);
+  void (*close)(struct src *s);
+};
+
+struct gap {
+  int64_t bytes;
+  char detail[320];
+};
+
+struct src {
+  struct kw_daemon *d;
+  const struct src_ops *ops;
+  struct group *group;       /* the glob it belongs to, or NULL */
+  char cfg_name[256];        /* the configured source it came from */
+  char name[PATH_MAX + 32];  /* store name: path, or "syslog udp://…" */
+  char sig[1024];            /* configuration signature, to see changes on reload */
+  char start_at_end;
+  uint32_t id;
+  struct kw_format fmt;
+  struct kw_tail *tail;
+  struct kw_syslog *sl;
+  bool dirty, closing, started;
+  uint64_t lines, lines_at_status;
+  int64_t status_at;
+  double rate;
+  struct gap gaps[MAX_GAPS];
+  size_t ngaps, gaps_dropped;
+  int64_t *ts;               /* event times of calls since the last commit */
+  size_t nts;
+  int64_t *lag;              /* lags measured in the current status window */
+  size_t nlag;
+  int64_t lag_p50, lag_p99;
+  struct src *next;
+};
+
+/* A glob: file sources are added for new matches. */
+struct group {
+  struct kw_daemon *d;
+  char cfg_name[256];
+  char pattern[PATH_MAX];
+  char sig[1024];
+  struct kw_source_cfg cfg; /* borrowed strings from d->cfg; refreshed on reload */
+  bool closing;
+  struct group *next;
+};
+
+struct kw_daemon {
+  uv_loop_t *loop;
+  struct kw_config *cfg;
+  char *config_path;
+  char db_path[PATH_MAX];
+  const struct kw_log *log;
+  struct kw_store *st;
+  struct kw_fingerprint *fp;
+  struct kw_pipeline *pipe;
+  struct src *srcs;
+  struct group *groups;
+  uv_timer_t commit_timer, status_timer, glob_timer;
+  int timers;       /* initialised timers (closed on stop) */
+  int open_handles;
+  bool stopping;
+  int err;
+  int64_t started_us;
+  void (*stop_cb)(struct kw_daemon *d, void *arg);
+  void *stop_arg;
+};
+
+static const struct src_ops file_ops, syslog_ops;
+
+/* ---- commit ------------------------------------------------------------------------ */
+
+static int cmp_i64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void fail(struct kw_daemon *d, int err, const char *what);
+
+/* Writes everything a source has to say into the open batch. */
+static int save_src(struct src *s, int64_t now) {
+  int r = 0;
+  if (s->dirty && s->ops->save != NULL && (r = s->ops->save(s)) != 0)
+    return r;
+  s->dirty = false;
+  for (size_t i = 0; i < s->ngaps && r == 0; i++)
+    r = kw_store_add_gap(s->d->st, s->id, s->gaps[i].bytes, s->gaps[i].detail);
+  s->ngaps = 0;
+  /* Lag: from each call's own timestamp to the moment it is committed. */
+  for (size_t i = 0; i < s->nts; i++) {
+    if (s->nlag < LAG_WINDOW)
+      s->lag[s->nlag++] = now - s->ts[i];
+  }
+  s->nts = 0;
+  return r;
+}
+
+static int commit(struct kw_daemon *d) {
+  int64_t now = kw_time_now();
+  int r = 0;
+
+  if (d->err != 0)
+    return d->err;
+  for (struct src *s = d->srcs; s != NULL && r == 0; s = s->next)
+    r = save_src(s, now);
+  if (r == 0)
+    r = kw_pipeline_commit(d->pipe);
+  if (r != 0)
+    fail(d, r, "commit");
+  return r;
+}
+
+static void write_status(struct kw_daemon *d) {
+  int64_t now = kw_time_now();
+  for (struct src *s = d->srcs; s != NULL; s = s->next) {
+    struct kw_source_status st = {.state = "reading", .lag_p50_us = -1, .lag_p99_us = -1};
+    double secs = (double)(now - s->status_at) / 1e6;
+    if (secs > 0)
+      s->rate = (double)(s->lines - s->lines_at_status) / secs;
+    s->lines_at_status = s->lines;
+    s->status_at = now;
+    if (s->nlag > 0) {
+      qsort(s->lag, s->nlag, sizeof(int64_t), cmp_i64);
+      s->lag_p50 = s->lag[s->nlag / 2];
+      s->lag_p99 = s->lag[(s->nlag * 99) / 100];
+      s->nlag = 0;
+    }
+    st.rate = s->rate;
+    st.lag_p50_us = s->lag_p50 > 0 ? s->lag_p50 : (s->lag_p50 == 0 ? 0 : -1);
+    st.lag_p99_us = s->lag_p99 > 0 ? s->lag_p99 : (s->lag_p99 == 0 ? 0 : -1);
+    s->ops->status(s, &st);
+    if (kw_store_set_status(d->st, s->id, &st) != 0) {
+      fail(d, KW_ESTORE, "status");
+      return;
+    }
+  }
+  if (kw_store_heartbeat(d->st, (int64_t)getpid(), d->started_us, d->config_path) != 0)
+    fail(d, KW_ESTORE, "heartbeat");
+}
+
+static void on_commit_timer(uv_timer_t *h) {
+  struct kw_daemon *d = h->data;
+  bool due = kw_store_pending(d->st) > 0;
+  for (struct src *s = d->srcs; s != NULL && !due; s = s->next)
+    due = s->dirty || s->ngaps > 0;
+  if (due)
+    commit(d);
+}
+
+static void on_status_timer(uv_timer_t *h) {
+  struct kw_daemon *d = h->data;
+  write_status(d);
+  commit(d);
+}
+
+/* Feeds a line from s; commits when the batch is full. */
+static void feed(struct src *s, const char *line, size_t len) {
+  struct kw_daemon *d = s->d;
+  char why[256];
+  int r;
+
+  if (d->err != 0 || s->closing)
+    return;
+  r = kw_pipeline_line(d->pipe, &s->fmt, s->id, line, len, why, sizeof(why));
+  if (r == KW_EPARSE) {
+    kw_log(d->log, KW_LOG_DEBUG, "malformed_line", "source", s->name, "reason", why, NULL);
+  } else if (r != 0) {
+    fail(d, r, "store");
+    return;
+  } else if (s->nts < LAG_SAMPLES && kw_pipeline_stats(d->pipe)->last_ts_us > 0) {
+    s->ts[s->nts++] = kw_pipeline_stats(d->pipe)->last_ts_us;
+  }
+  s->lines++;
+  s->dirty = true;
+  if (kw_store_pending(d->st) >= d->cfg->ingest.batch_rows)
+    commit(d);
+}
+
+/* ---- file sources ------------------------------------------------------------------ */
+
+static void on_tail_line(struct kw_tail *t, const char *line, size_t len, void *ctx) {
+  (void)t;
+  feed(ctx, line, len);
+}
+
+static void on_tail_skip(struct kw_tail *t, void *ctx) {
+  struct src *s = ctx;
+  (void)t;
+  kw_pipeline_skip(s->d->pipe, s->id, 64 * 1024);
+  s->lines++;
+  s->dirty = true;
+}
+
+static void queue_gap(struct src *s, int64_t bytes, const char *detail) {
+  if (s->ngaps == MAX_GAPS) {
+    s->gaps_dropped++;
+    return;
+  }
+  s->gaps[s->ngaps].bytes = bytes;
+  snprintf(s->gaps[s->ngaps].detail, sizeof(s->gaps[0].detail), "%s", detail);
+  s->ngaps++;
+}
+
+static void on_tail_event(struct kw_tail *t, const struct kw_tail_info *info, void *ctx) {
+  static const char *const names[] = {"opened", "rotated", "closed", "truncated",
+                                      "recovered", "gap", "error"};
+  struct src *s = ctx;
+  char off[32], bytes[32], detail[300];
+  (void)t;
+
+  snprintf(off, sizeof(off), "%lld", (long long)info->offset);
+  snprintf(bytes, sizeof(bytes), "%lld", (long long)info->bytes);
+  kw_log(s->d->log,
+         info->event == KW_TAIL_GAP || info->event == KW_TAIL_ERROR ? KW_LOG_WARN : KW_LOG_INFO,
+         names[info->event], "source", s->name, "path", info->path, "offset", off,
+         info->event == KW_TAIL_GAP ? "bytes" : NULL, bytes, "detail", info->detail, NULL);
+  if (info->event == KW_TAIL_GAP) {
+    snprintf(detail, sizeof(detail), "%s: %s (at offset %lld)", info->path, info->detail,
+             (long long)info->offset);
+    queue_gap(s, info->bytes, detail);
+  }
+  s->dirty = true; /* the set of open files changed */
+}
+
+static int file_start(struct src *s, char *err, size_t errlen) {
+  struct kw_daemon *d = s->d;
+  struct kw_tail_opts o = {.poll_ms = d->cfg->run.poll_ms,
+                           .rotate_wait_ms = d->cfg->run.rotate_wait_ms,
+                           .start_at_end = s->start_at_end};
+  struct kw_tail_cbs cbs = {.on_line = on_tail_line, .on_skip = on_tail_skip,
+                            .on_event = on_tail_event, .ctx = s};
+  struct kw_store_pos saved[KW_TAIL_MAX_FILES];
+  struct kw_tail_pos pos[KW_TAIL_MAX_FILES];
+  size_t n = 0;
+  int r;
+
+  if ((r = kw_store_get_positions(d->st, s->id, saved, KW_TAIL_MAX_FILES, &n)) != 0) {
+    snprintf(err, errlen, "%s: cannot read saved positions: %s", s->name,
+             kw_store_errmsg(d->st));
+    return r;
+  }
+  for (size_t i = 0; i < n; i++)
+    pos[i] = (struct kw_tail_pos){saved[i].dev, saved[i].ino, saved[i].offset, saved[i].hash,
+                                  saved[i].hash_len};
+  if ((r = kw_tail_create(d->loop, s->name, &o, &cbs, &s->tail)) != 0 ||
+      (r = kw_tail_start(s->tail, pos, n)) != 0) {
+    snprintf(err, errlen, "%s: cannot follow: %s", s->name, kw_strerror(r));
+    return r;
+  }
+  return 0;
+}
+
+static int file_save(struct src *s) {
+  struct kw_tail_pos pos[KW_TAIL_MAX_FILES];
+  struct kw_store_pos sp[KW_TAIL_MAX_FILES];
+  size_t n = kw_tail_positions(s->tail, pos, KW_TAIL_MAX_FILES);
+  for (size_t i = 0; i < n; i++)
+    sp[i] = (struct kw_store_pos){pos[i].dev, pos[i].ino, pos[i].offset, pos[i].hash,
+                                  pos[i].hash_len};
+  return kw_store_set_positions(s->d->st, s->id, sp, n);
+}
+
+static void file_status(struct src *s, struct kw_source_status *st) {
+  st->backlog = kw_tail_backlog(s->tail);
+  st->state = st->backlog > 0 ? "reading" : "following";
+}
+
+static void src_closed(struct src *s);
+
+static void on_tail_closed(struct kw_tail *t, void *ctx) {
+  (void)t;
+  src_closed(ctx);
+}
+
+static void file_close(struct src *s) { kw_tail_close(s->tail, on_tail_closed); }
+
+static const struct src_ops file_ops = {
+    .type = "file",
+    .start = file_start,
+    .save = file_save,
+    .status = file_status,
+    .close = file_close,
+};
+
+/* ---- syslog sources ---------------------------------------------------------------- */
+
+static void on_syslog_msg(struct kw_syslog *sl, const char *msg, size_t len, void *ctx) {
+  (void)sl;
+  feed(ctx, msg, len);
+}
+
+static int syslog_start(struct src *s, char *err, size_t errlen) {
+  struct kw_daemon *d = s->d;
+  const struct kw_source_cfg *c = NULL;
+  struct kw_syslog_opts o = {.rcvbuf = (int)d->cfg->run.udp_rcvbuf};
+  int r;
+
+  for (unsigned i = 0; i < d->cfg->sources_count; i++)
+    if (strcmp(d->cfg->sources[i].name, s->cfg_name) == 0)
+      c = &d->cfg->sources[i];
+  o.listen = c ? c->listen : NULL;
+  if ((r = kw_syslog_create(d->loop, &o, on_syslog_msg, s, &s->sl, err, errlen)) != 0)
+    return r;
+  return kw_syslog_start(s->sl, err, errlen);
+}
+
+static void syslog_status(struct src *s, struct kw_source_status *st) {
+  const struct kw_syslog_stats *ss = kw_syslog_stats(s->sl);
+  static _Thread_local char detail[160];
+  st->state = "listening";
+  st->drops = (int64_t)ss->drops;
+  snprintf(detail, sizeof(detail),
+           "messages=%llu malformed_headers=%llu oversized=%llu connections=%llu refused=%llu",
+           (unsigned long long)ss->messages, (unsigned long long)ss->malformed,
+           (unsigned long long)ss->oversized, (unsigned long long)ss->connections,
+           (unsigned long long)ss->refused);
+  st->detail = detail;
+}
+
+static void on_syslog_closed(struct kw_syslog *sl, void *ctx) {
+  (void)sl;
+  src_closed(ctx);
+}
+
+static void syslog_close(struct src *s) { kw_syslog_close(s->sl, on_syslog_closed); }
+
+static const struct src_ops syslog_ops = {
+    .type = "syslog",
+    .start = syslog_start,
+    .save = NULL,
+    .status = syslog_status,
+    .close = syslog_close,
+};
+
+/* ---- source lifecycle -------------------------------------------------------------- */
+
+/* What identifies a configured source: changing any of it restarts the source. */
+static void signature(const struct kw_source_cfg *c, char *out, size_t len) {
+  snprintf(out, len, "%s|%s|%s|%s|%s|%s|%s", c->type, c->path ? c->path : "",
+           c->listen ? c->listen : "", c->format ? c->format : "",
+           c->log_format ? c->log_format : "", c->escape ? c->escape : "",
+           c->start_at ? c->start_at : "");
+}
+
+/* Whether c (NULL: removed) differs from the source whose signature is sig. */
+static bool changed(const struct kw_source_cfg *c, const char *sig) {
+  char now[1024];
+  if (c == NULL)
+    return true;
+  signature(c, now, sizeof(now));
+  return strcmp(now, sig) != 0;
+}
+
+static void free_src(struct src *s) {
+  kw_format_destroy(&s->fmt);
+  kw_tail_destroy(s->tail);
+  kw_syslog_destroy(s->sl);
+  free(s->ts);
+  free(s->lag);
+  free(s);
+}
+
+static void maybe_stopped(struct kw_daemon *d);
+
+static void src_closed(struct src *s) {
+  struct kw_daemon *d = s->d;
+  for (struct src **p = &d->srcs; *p; p = &(*p)->next) {
+    if (*p == s) {
+      *p = s->next;
+      break;
+    }
+  }
+  free_src(s);
+  maybe_stopped(d);
+}
+
+/* Commits what the source fed, then closes it. */
+static void close_src(struct src *s) {
+  if (s->closing)
+    return;
+  commit(s->d);
+  s->closing = true;
+  if (s->started)
+    s->ops->close(s);
+  else
+    src_closed(s);
+}
+
+static int add_src(struct kw_daemon *d, const struct kw_source_cfg *c, const char *path,
+                   struct group *g, char *err, size_t errlen) {
+  struct kw_ingest_cfg ic = d->cfg->ingest;
+  struct src *s = calloc(1, sizeof(*s));
+  const char *format;
+  int r;
+
+  if (s == NULL || (s->ts = malloc(LAG_SAMPLES * sizeof(int64_t))) == NULL ||
+      (s->lag = malloc(LAG_WINDOW * sizeof(int64_t))) == NULL) {
+    if (s)
+      free(s->ts);
+    free(s);
+    return KW_ENOMEM;
+  }
+  s->d = d;
+  s->group = g;
+  s->ops = strcmp(c->type, "syslog") == 0 ? &syslog_ops : &file_ops;
+  s->start_at_end = c->start_at && strcmp(c->start_at, "end") == 0;
+  s->status_at = kw_time_now();
+  s->lag_p50 = s->lag_p99 = -1;
+  snprintf(s->cfg_name, sizeof(s->cfg_name), "%s", c->name);
+  if (s->ops == &syslog_ops)
+    snprintf(s->name, sizeof(s->name), "syslog %s", c->listen);
+  else
+    snprintf(s->name, sizeof(s->name), "%s", path);
+  signature(c, s->sig, sizeof(s->sig));
+  /* Per-source format settings override the ingest defaults. */
+  if (c->log_format)
+    ic.log_format = c->log_format;
+  if (c->escape)
+    ic.escape = c->escape;
+  format = c->format ? c->format : (c->log_format ? "nginx" : ic.format);
+  if (strcmp(format, "auto") == 0) {
+    /* A live source cannot wait for lines to guess: say what to configure. */
+    snprintf(err, errlen,
+             "source '%s': give its format (format: keyed, combined, nginx + log_format, "
+             "a JSON preset…); auto-detection is for `keywatch ingest` only", c->name);
+    free_src(s);
+    return KW_EFORMAT;
+  }
+  if ((r = kw_format_create(&ic, format, &s->fmt, err, errlen)) != 0 ||
+      (r = kw_store_source(d->st, s->name, s->ops->type, s->fmt.name, &s->id)) != 0) {
+    if (r == KW_ESTORE)
+      snprintf(err, errlen, "source '%s': %s", c->name, kw_store_errmsg(d->st));
+    free_src(s);
+    return r;
+  }
+  s->next = d->srcs;
+  d->srcs = s;
+  if ((r = s->ops->start(s, err, errlen)) != 0) {
+    close_src(s);
+    return r;
+  }
+  s->started = true;
+  kw_log(d->log, KW_LOG_INFO, "source_started", "source", s->name, "type", s->ops->type,
+         "format", s->fmt.name, NULL);
+  return 0;
+}
+
+static bool is_glob(const char *p) { return strpbrk(p, "*?[") != NULL; }
+
+/* Adds a file source for each new match of a glob. */
+static void scan_group(struct group *g) {
+  struct kw_daemon *d = g->d;
+  glob_t gl;
+  char err[512];
+
+  if (g->closing || d->stopping || glob(g->pattern, GLOB_NOSORT, NULL, &gl) != 0)
+    return;
+  for (size_t i = 0; i < gl.gl_pathc; i++) {
+    bool known = false;
+    for (struct src *s = d->srcs; s != NULL && !known; s = s->next)
+      known = s->group == g && strcmp(s->name, gl.gl_pathv[i]) == 0;
+    if (!known && add_src(d, &g->cfg, gl.gl_pathv[i], g, err, sizeof(err)) != 0)
+      kw_log(d->log, KW_LOG_WARN, "source_failed", "source", gl.gl_pathv[i], "error", err,
+             NULL);
+  }
+  globfree(&gl);
+}
+
+static void on_glob_timer(uv_timer_t *h) {
+  struct kw_daemon *d = h->data;
+  for (struct group *g = d->groups; g != NULL; g = g->next)
+    scan_group(g);
+}
+
+static int add_configured(struct kw_daemon *d, const struct kw_source_cfg *c, char *err,
+                          size_t errlen) {
+  struct group *g;
+
+  if (strcmp(c->type, "file") != 0 || !is_glob(c->path))
+    return add_src(d, c, c->path, NULL, err, errlen);
+  g = calloc(1, sizeof(*g));
+  if (g == NULL)
+    return KW_ENOMEM;
+  g->d = d;
+  g->cfg = *c;
+  snprintf(g->cfg_name, sizeof(g->cfg_name), "%s", c->name);
+  snprintf(g->pattern, sizeof(g->pattern), "%s", c->path);
+  signature(c, g->sig, sizeof(g->sig));
+  g->next = d->groups;
+  d->groups = g;
+  scan_group(g);
+  return 0;
+}
+
+/* ---- daemon ------------------------------------------------------------------------ */
+
+static void fail(struct kw_daemon *d, int err, const char *what) {
+  if (d->err != 0)
+    return;
+  d->err = err;
+  kw_log(d->log, KW_LOG_ERROR, "stopping", "cause", what, "error",
+         err == KW_ESTORE ? kw_store_errmsg(d->st) : kw_strerror(err), NULL);
+  /* Nothing uncommitted is acknowledged: positions stay at the last commit. */
+  kw_daemon_stop(d, d->stop_cb, d->stop_arg);
+}
+
+int kw_daemon_create(uv_loop_t *loop, struct kw_config *cfg, const char *config_path,
+                     const char *db_path, const struct kw_log *log, struct kw_daemon **out,
+                     char *err, size_t errlen) {
+  struct kw_daemon *d = calloc(1, sizeof(*d));
+  char secret[PATH_MAX + 32], dir[PATH_MAX];
+  int r;
+
+  *out = NULL;
+  if (d == NULL)
+    return KW_ENOMEM;
+  d->loop = loop;
+  d->log = log;
+  d->started_us = kw_time_now();
+  snprintf(d->db_path, sizeof(d->db_path), "%s", db_path);
+  if (config_path != NULL && (d->config_path = strdup(config_path)) == NULL) {
+    free(d);
+    return KW_ENOMEM;
+  }
+  if (cfg->secret_file != NULL) {
+    snprintf(secret, sizeof(secret), "%s", cfg->secret_file);
+  } else {
+    snprintf(dir, sizeof(dir), "%s", db_path);
+    snprintf(secret, sizeof(secret), "%s/keywatch.secret", dirname(dir));
+  }
+  if ((r = kw_fingerprint_create(secret, &d->fp, err, errlen)) != 0 ||
+      (r = kw_store_open(db_path, 0, &d->st, err, errlen)) != 0 ||
+      (r = kw_pipeline_create(cfg, d->st, d->fp, &d->pipe)) != 0) {
+    d->cfg = cfg;
+    kw_daemon_destroy(d);
+    return r;
+  }
+  d->cfg = cfg;
+  kw_pipeline_set_autocommit(d->pipe, false);
+  *out = d;
+  return 0;
+}
+
+int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
+  int r;
+  uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer};
+  uv_timer_cb cbs[] = {on_commit_timer, on_status_timer, on_glob_timer};
+  uint64_t every[] = {d->cfg->run.commit_ms, d->cfg->run.status_ms, GLOB_SCAN_MS};
+
+  if (d->cfg->sources_count == 0) {
+    snprintf(err, errlen, "no sources: give FILEs or declare sources in the config");
+    return KW_EINVAL;
+  }
+  for (size_t i = 0; i < 3; i++) {
+    if ((r = uv_timer_init(d->loop, timers[i])) != 0)
+      return r;
+    timers[i]->data = d;
+    d->timers++;
+    d->open_handles++;
+    if ((r = uv_timer_start(timers[i], cbs[i], every[i], every[i])) != 0)
+      return r;
+  }
+  for (unsigned i = 0; i < d->cfg->sources_count; i++)
+    if ((r = add_configured(d, &d->cfg->sources[i], err, errlen)) != 0)
+      return r;
+  write_status(d);
+  return commit(d);
+}
+
+static const struct kw_source_cfg *find_cfg(const struct kw_config *c, const char *name) {
+  for (unsigned i = 0; i < c->sources_count; i++)
+    if (strcmp(c->sources[i].name, name) == 0)
+      return &c->sources[i];
+  return NULL;
+}
+
+static void on_group_drop(struct kw_daemon *d, struct group *g) {
+  g->closing = true;
+  for (struct src *s = d->srcs; s != NULL;) {
+    struct src *next = s->next;
+    if (s->group == g)
+      close_src(s);
+    s = next;
+  }
+  for (struct group **p = &d->groups; *p; p = &(*p)->next) {
+    if (*p == g) {
+      *p = g->next;
+      break;
+    }
+  }
+  free(g);
+}
+
+int kw_daemon_reload(struct kw_daemon *d) {
+  struct kw_config *nc = NULL, *old = d->cfg;
+  struct kw_pipeline *np = NULL;
+  char err[1024];
+  int r;
+
+  if (d->stopping || d->config_path == NULL)
+    return 0;
+  if ((r = kw_config_load(d->config_path, &nc, err, sizeof(err))) != 0) {
+    kw_log(d->log, KW_LOG_ERROR, "reload_failed", "error", err, NULL);
+    return r;
+  }
+  if (commit(d) != 0 || (r = kw_pipeline_create(nc, d->st, d->fp, &np)) != 0) {
+    kw_config_destroy(nc);
+    return r ? r : d->err;
+  }
+  /* Sources removed or changed stop; their positions are committed. */
+  for (struct src *s = d->srcs; s != NULL;) {
+    struct src *next = s->next;
+    if (s->group == NULL && changed(find_cfg(nc, s->cfg_name), s->sig))
+      close_src(s);
+    s = next;
+  }
+  for (struct group *g = d->groups; g != NULL;) {
+    struct group *next = g->next;
+    const struct kw_source_cfg *c = find_cfg(nc, g->cfg_name);
+    if (changed(c, g->sig))
+      on_group_drop(d, g);
+    else
+      g->cfg = *c; /* the old strings go with the old config */
+    g = next;
+  }
+  kw_pipeline_destroy(d->pipe);
+  d->pipe = np;
+  kw_pipeline_set_autocommit(d->pipe, false);
+  d->cfg = nc;
+  /* Sources added or changed start, from their committed positions. */
+  for (unsigned i = 0; i < nc->sources_count; i++) {
+    const struct kw_source_cfg *c = &nc->sources[i];
+    bool running = false;
+    for (struct src *s = d->srcs; s != NULL && !running; s = s->next)
+      running = !s->closing && s->group == NULL && strcmp(s->cfg_name, c->name) == 0;
+    for (struct group *g = d->groups; g != NULL && !running; g = g->next)
+      running = strcmp(g->cfg_name, c->name) == 0;
+    if (!running && add_configured(d, c, err, sizeof(err)) != 0)
+      kw_log(d->log, KW_LOG_ERROR, "source_failed", "source", c->name, "error", err, NULL);
+  }
+  kw_config_destroy(old);
+  kw_log(d->log, KW_LOG_INFO, "reloaded", "config", d->config_path, NULL);
+  return 0;
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  struct kw_daemon *d = h->data;
+  d->open_handles--;
+  maybe_stopped(d);
+}
+
+static void maybe_stopped(struct kw_daemon *d) {
+  if (!d->stopping || d->srcs != NULL || d->open_handles > 0)
+    return;
+  if (d->stop_cb) {
+    void (*cb)(struct kw_daemon *, void *) = d->stop_cb;
+    d->stop_cb = NULL;
+    cb(d, d->stop_arg);
+  }
+}
+
+void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *arg),
+                    void *arg) {
+  uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer};
+
+  if (cb != NULL) {
+    d->stop_cb = cb;
+    d->stop_arg = arg;
+  }
+  if (d->stopping)
+    return;
+  if (d->err == 0) {
+    write_status(d);
+    commit(d);
+  }
+  d->stopping = true;
+  while (d->groups != NULL) {
+    struct group *g = d->groups;
+    d->groups = g->next;
+    free(g);
+  }
+  for (struct src *s = d->srcs; s != NULL;) {
+    struct src *next = s->next;
+    close_src(s);
+    s = next;
+  }
+  for (int i = 0; i < d->timers; i++)
+    uv_close((uv_handle_t *)timers[i], on_timer_closed);
+  d->timers = 0;
+  maybe_stopped(d);
+}
+
+int kw_daemon_error(const struct kw_daemon *d) { return d->err; }
+
+int kw_daemon_destroy(struct kw_daemon *d) {
+  int r = 0;
+  if (d == NULL)
+    return 0;
+  while (d->srcs != NULL) { /* only when stop was never run */
+    struct src *s = d->srcs;
+    d->srcs = s->next;
+    free_src(s);
+  }
+  if (d->err == 0 && d->pipe != NULL)
+    r = commit(d);
+  kw_pipeline_destroy(d->pipe); /* after a failure, the open batch is discarded */
+  if (kw_store_close(d->st) != 0 && r == 0)
+    r = KW_ESTORE;
+  kw_fingerprint_destroy(d->fp);
+  kw_config_destroy(d->cfg);
+  free(d->config_path);
+  free(d);
+  return r;
+}

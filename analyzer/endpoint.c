@@ -81,7 +81,8 @@ size_t kw_endpoint_template(const char *path, size_t n, char *out) {
     const char *ph = classify(seg, len);
     const char *w = ph ? ph : seg;
     size_t wl = ph ? strlen(ph) : len;
-    if (o + 1 + wl > KW_ENDPOINT_MAX - 7) { /* room for "/{more}" */
+    /* The last segment may use the whole cap; any other must leave room for "/{more}". */
+    if (o + 1 + wl > (i < n ? KW_ENDPOINT_MAX - 7 : KW_ENDPOINT_MAX)) {
       memcpy(out + o, "/{more}", 7);
       o += 7;
       break;

@@ -10,11 +10,12 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define PATH_MAX_STORED 8192 /* longer paths are cut (and marked) before storage */
+#define PATH_MAX_STORED 8192 /* longer paths are cut (and marked "…") before storage */
 
 enum { SCHEME_BEARER = 1, SCHEME_TOKEN = 2, SCHEME_APIKEY = 4, SCHEME_BASIC = 8 };
 
@@ -80,7 +81,7 @@ static struct kw_str trim(struct kw_str s) {
 size_t kw_keyid_from_authorization(const struct kw_keyid *kid, const char *v, size_t n,
                                    char *out, size_t outlen) {
   struct kw_str s = trim(kw_str_make(v, n)), scheme, cred;
-  const char *sp = memchr(s.p, ' ', s.n);
+  const char *sp = s.n > 0 ? memchr(s.p, ' ', s.n) : NULL; /* v may be NULL when n is 0 */
   unsigned bit;
 
   if (sp == NULL)
@@ -168,7 +169,7 @@ static int in_list(struct kw_str name, char **list, unsigned n) {
 
 /* Finds the first query parameter of uri named in list; its raw value into *val. */
 static int query_param(struct kw_str uri, char **list, unsigned n, struct kw_str *val) {
-  const char *q = memchr(uri.p, '?', uri.n);
+  const char *q = uri.n > 0 ? memchr(uri.p, '?', uri.n) : NULL;
   const char *end = uri.p + uri.n;
 
   if (q == NULL || n == 0)
@@ -186,11 +187,13 @@ static int query_param(struct kw_str uri, char **list, unsigned n, struct kw_str
   return 0;
 }
 
-/* Finds the raw key of rec; returns its length in kid->keybuf (0: none). */
-static size_t find_key(struct kw_keyid *kid, const struct kw_rec *rec) {
+/* Finds the raw key of rec; returns its length in kid->keybuf (0: none).  *is_id tells
+ * whether it is a key-store id ("id:<id>") rather than a secret. */
+static size_t find_key(struct kw_keyid *kid, const struct kw_rec *rec, bool *is_id) {
   const struct kw_identity_cfg *cfg = kid->cfg;
   struct kw_str v;
 
+  *is_id = false;
   if (rec->key.n > 0 && rec->key.n <= KW_KEY_MAX) {
     memcpy(kid->keybuf, rec->key.p, rec->key.n);
     return rec->key.n;
@@ -198,6 +201,7 @@ static size_t find_key(struct kw_keyid *kid, const struct kw_rec *rec) {
   if (rec->key_id.n > 0 && rec->key_id.n + 3 <= KW_KEY_MAX) {
     memcpy(kid->keybuf, "id:", 3);
     memcpy(kid->keybuf + 3, rec->key_id.p, rec->key_id.n);
+    *is_id = true;
     return rec->key_id.n + 3;
   }
   for (unsigned h = 0; h < cfg->headers_count; h++) {
@@ -239,68 +243,100 @@ static size_t find_key(struct kw_keyid *kid, const struct kw_rec *rec) {
   return 0;
 }
 
-/* Copies uri into kid->path with redacted query values and, if key is not empty, every
- * occurrence of the key replaced. */
+/* Copies uri into kid->path with the values of redact_params and query_params (a key
+ * carrier is never stored, even when redact_params omits it) redacted and, if key is not
+ * empty, every occurrence of the key replaced.  A uri longer than PATH_MAX_STORED is cut,
+ * never inside a redacted value, and marked with "…"; what a cut leaves of the key at the
+ * end goes too. */
 static struct kw_str redact_path(struct kw_keyid *kid, struct kw_str uri, const char *key,
                                  size_t keylen) {
   const struct kw_identity_cfg *cfg = kid->cfg;
-  const char *end = uri.p + uri.n, *q;
+  const char *end, *q;
   char *out = kid->path;
   size_t o = 0, cap = PATH_MAX_STORED;
+  bool cut = false;
 
+  if (uri.n == 0) /* uri.p may be NULL */
+    return kw_str_make(out, 0);
+  end = uri.p + uri.n;
   q = memchr(uri.p, '?', uri.n);
   size_t plen = q ? (size_t)(q - uri.p) : uri.n;
-  if (plen > cap)
+  if (plen > cap) {
     plen = cap;
+    cut = true;
+  }
   memcpy(out, uri.p, plen);
   o = plen;
   if (q != NULL) {
-    for (const char *p = q; p < end && o < cap;) {
+    for (const char *p = q; p < end && !cut;) {
       const char *amp = memchr(p + 1, '&', (size_t)(end - p - 1));
       const char *stop = amp ? amp : end;
       const char *name = p + 1;
       const char *eq = memchr(name, '=', (size_t)(stop - name));
+      struct kw_str nm = kw_str_make(name, eq ? (size_t)(eq - name) : 0);
       size_t take;
-      if (eq != NULL &&
-          in_list(kw_str_make(name, (size_t)(eq - name)), cfg->redact_params,
-                  cfg->redact_params_count)) {
+      if (o >= cap) {
+        cut = true;
+      } else if (eq != NULL &&
+                 (in_list(nm, cfg->redact_params, cfg->redact_params_count) ||
+                  in_list(nm, cfg->query_params, cfg->query_params_count))) {
         take = (size_t)(eq + 1 - p);
-        if (o + take + 8 > cap)
-          break;
-        memcpy(out + o, p, take);
-        o += take;
-        memcpy(out + o, "REDACTED", 8);
-        o += 8;
+        if (o + take + 8 > cap) {
+          cut = true;
+        } else {
+          memcpy(out + o, p, take);
+          o += take;
+          memcpy(out + o, "REDACTED", 8);
+          o += 8;
+        }
       } else {
         take = (size_t)(stop - p);
-        if (o + take > cap)
+        if (o + take > cap) {
           take = cap - o;
+          cut = true;
+        }
         memcpy(out + o, p, take);
         o += take;
       }
       p = stop;
     }
   }
-  /* The key anywhere else in the path (as a path segment, an unlisted parameter…). */
+  /* The key anywhere else in the path (as a path segment, an unlisted parameter…).  The
+   * search resumes after each replacement: a key that reads "REDACTED" must end. */
   if (keylen >= 8) {
+    size_t from = 0;
     char *hit;
-    while ((hit = memmem(out, o, key, keylen)) != NULL) {
+    while ((hit = memmem(out + from, o - from, key, keylen)) != NULL) {
       memcpy(hit, "REDACTED", 8);
       memmove(hit + 8, hit + keylen, o - (size_t)(hit - out) - keylen);
       o -= keylen - 8;
+      from = (size_t)(hit - out) + 8;
     }
+    /* A cut through the key leaves its start at the end: drop it (at most keylen - 1
+     * candidates, each one memcmp, and only on cut paths). */
+    for (size_t k = keylen - 1 < o ? keylen - 1 : o; cut && k > 0; k--) {
+      if (out[o - k] == key[0] && memcmp(out + o - k, key, k) == 0) {
+        o -= k;
+        break;
+      }
+    }
+  }
+  if (cut) {
+    memcpy(out + o, "\xe2\x80\xa6", 3); /* room: path holds PATH_MAX_STORED + 16 */
+    o += 3;
   }
   return kw_str_make(out, o);
 }
 
 int kw_keyid_apply(struct kw_keyid *kid, const struct kw_rec *rec, struct kw_call *call) {
-  size_t keylen = find_key(kid, rec);
+  bool is_id;
+  size_t keylen = find_key(kid, rec, &is_id);
 
   call->ts_us = rec->ts_us > 0 ? rec->ts_us : 0;
   call->has_key = keylen > 0;
   if (keylen > 0) {
     kw_fingerprint_key(kid->fp, kid->keybuf, keylen, call->fp);
-    if (rec->key_id.n > 0 && rec->key.n == 0)
+    if (is_id)
       kw_fingerprint_prefix(kid->keybuf + 3, keylen - 3, kid->cfg->prefix_length * 4,
                             call->prefix); /* ids are not secret: show more */
     else

@@ -7,8 +7,9 @@
  *   4. the Authorization header, for the schemes in `auth_schemes`: "Bearer <k>",
  *      "Token <k>" (also token="<k>"), "apiKey <k>", "Basic base64(<k>:…)" (the user);
  *   5. query parameters named in `query_params`, from nginx $arg_<name> fields or the URI.
- * The key is fingerprinted at once; the stored path has the values of `redact_params`
- * replaced by "REDACTED", and any further occurrence of the key itself in the path too.
+ * The key is fingerprinted at once; the stored path has the values of `redact_params` and
+ * `query_params` replaced by "REDACTED", and any further occurrence of the key itself in
+ * the path too.  Paths past 8192 bytes are cut and end in "…".
  * Thread: one kw_keyid per thread (it owns scratch space).
  */
 #ifndef KW_KEYID_H

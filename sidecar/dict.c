@@ -2,7 +2,7 @@
  *
  * Invariants: nslots is a power of two and count <= nslots / 2 (so probes stay short and
  * an empty slot always exists); a slot with len == UINT32_MAX is empty; keys live in one
- * arena that only grows until kw_dict_clear().
+ * arena that only grows until kw_dict_clear(), and that exists once any entry does.
  */
 #include "dict.h"
 #include "err.h"
@@ -112,7 +112,7 @@ int kw_dict_put(struct kw_dict *d, const void *key, size_t n, int64_t val) {
   }
   if (d->count >= d->max || n >= EMPTY)
     return KW_ETOOLONG;
-  if (d->arena_len + n > d->arena_cap) {
+  if (d->arena == NULL || d->arena_len + n > d->arena_cap) { /* even for an empty key */
     size_t cap = d->arena_cap ? d->arena_cap : 4096;
     while (cap < d->arena_len + n)
       cap *= 2;

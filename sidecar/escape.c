@@ -80,21 +80,39 @@ void kw_json_str(FILE *f, const char *str, size_t n) {
 
 void kw_json_cstr(FILE *f, const char *s) { kw_json_str(f, s, s ? strlen(s) : 0); }
 
+/* Bytes of the unit at s that a terminal may show as is (1-4), or 0 when it must be
+ * shown as \xHH.  C1 controls (U+0080-U+009F) act as escapes on some terminals. */
+static size_t term_len(const unsigned char *s, size_t n) {
+  unsigned char c = s[0];
+  size_t len = c >= 0x20 && c < 0x7f ? 1 : c >= 0x80 ? kw_utf8_len(s, n) : 0;
+  if (len == 2 && c == 0xc2 && s[1] < 0xa0)
+    len = 0;
+  return len;
+}
+
 void kw_term_str(FILE *f, const char *str, size_t n, size_t width) {
   const unsigned char *s = (const unsigned char *)str;
-  size_t shown = 0;
+  size_t shown = 0, limit = width;
 
   if (str == NULL) {
     fputs("-", f);
     return;
   }
+  if (width) {
+    /* What does not fit is cut one column earlier, so that the "…" fits too. */
+    size_t total = 0;
+    for (size_t i = 0; i < n && total <= width;) {
+      size_t len = term_len(s + i, n - i);
+      total += len ? 1 : 4;
+      i += len ? len : 1;
+    }
+    if (total > width)
+      limit = width - 1;
+  }
   for (size_t i = 0; i < n;) {
     unsigned char c = s[i];
-    size_t len = c >= 0x20 && c < 0x7f ? 1 : c >= 0x80 ? kw_utf8_len(s + i, n - i) : 0;
-    /* C1 controls (U+0080-U+009F) act as escapes on some terminals. */
-    if (len == 2 && c == 0xc2 && s[i + 1] < 0xa0)
-      len = 0;
-    if (width && shown + (len ? 1 : 4) > width) {
+    size_t len = term_len(s + i, n - i);
+    if (width && shown + (len ? 1 : 4) > limit) {
       fputs("\xe2\x80\xa6", f);
       return;
     }

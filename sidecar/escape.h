@@ -18,8 +18,9 @@
 void kw_json_str(FILE *f, const char *s, size_t n);
 void kw_json_cstr(FILE *f, const char *s);
 
-/* Writes s for a terminal, at most width display bytes (0: unlimited; a cut is marked
- * with "…"). */
+/* Writes s for a terminal in at most width columns, counting a character as one and a
+ * \xHH as four (0: unlimited).  A string that does not fit is cut so that a "…" marks the
+ * cut within width. */
 void kw_term_str(FILE *f, const char *s, size_t n, size_t width);
 
 /* Length of the valid UTF-8 sequence at s (1-4), or 0 when s[0] starts none. */

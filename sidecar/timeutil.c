@@ -53,10 +53,16 @@ static bool expect(const char *s, size_t n, size_t *i, char c) {
   return true;
 }
 
+/* A date that does not exist (Feb 30, Apr 31) is rejected, not carried into the next
+ * month.  sec 60 is a leap second (RFC 3339); it counts into the next minute. */
 static bool valid_civil(unsigned y, unsigned mo, unsigned d, unsigned h, unsigned mi,
                         unsigned sec) {
-  (void)y;
-  return mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && sec <= 60;
+  static const unsigned char mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+
+  if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || (mo == 2 && d == 29 && !leap))
+    return false;
+  return h <= 23 && mi <= 59 && sec <= 60;
 }
 
 static int64_t compose(unsigned y, unsigned mo, unsigned d, unsigned h, unsigned mi,
@@ -192,6 +198,8 @@ int kw_time_parse_user(const char *s, int64_t now_us, int64_t *us) {
     case 'd': unit = 86400; break;
     default: return KW_EPARSE;
     }
+    if (v > INT64_MAX / 1000000 / unit) /* would overflow: not a useful time anyway */
+      return KW_EPARSE;
     *us = now_us - v * unit * 1000000;
     return 0;
   }

@@ -4,6 +4,7 @@
 #include "jsonl.h"
 #include "logfmt.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -116,6 +117,10 @@ int kw_format_create(const struct kw_ingest_cfg *cfg, const char *name, struct k
 
   memset(out, 0, sizeof(*out));
   snprintf(out->name, sizeof(out->name), "%s", name);
+  if (strcmp(name, "auto") == 0) {
+    snprintf(err, errlen, "format 'auto' is decided per input (kw_format_detect), not built");
+    return KW_EFORMAT;
+  }
   if ((builtin = kw_logfmt_builtin(name)) != NULL)
     return make_nginx(builtin, KW_LOGFMT_ESC_DEFAULT, out, err, errlen);
   if (strcmp(name, "nginx") == 0) {
@@ -144,18 +149,33 @@ void kw_format_destroy(struct kw_format *f) {
   f->ctx = NULL;
 }
 
-/* Shows the start of a line safely inside an error message. */
+/* Describes the start of a line for an error message without quoting anything that could
+ * be a secret: control bytes are escaped and every run of 12 or more non-space bytes (a
+ * key, a token) is cut to its first 4 characters and "…". */
 static void show(const char *s, size_t n, char *out, size_t outlen) {
-  size_t o = 0;
-  for (size_t i = 0; i < n && i < 60 && o + 5 < outlen; i++) {
+  size_t o = 0, run = 0;
+  for (size_t i = 0; i < n && i < 80 && o + 8 < outlen; i++) {
     unsigned char c = (unsigned char)s[i];
+    bool space = c == ' ' || c == '"' || c == ',' || c == ':' || c == '[' || c == ']';
+    run = space ? 0 : run + 1;
+    if (run > 4) {
+      size_t end = i;
+      while (end < n && s[end] != ' ' && s[end] != '"' && s[end] != ',')
+        end++;
+      if (end - i + 4 >= 12) {
+        o += (size_t)snprintf(out + o, outlen - o, "\xe2\x80\xa6");
+        i = end - 1;
+        run = 0;
+        continue;
+      }
+    }
     if (c >= 0x20 && c < 0x7f && c != '\\')
       out[o++] = (char)c;
     else
       o += (size_t)snprintf(out + o, outlen - o, "\\x%02X", c);
   }
   out[o] = '\0';
-  if (n > 60 && o + 4 < outlen)
+  if (n > 80 && o + 4 < outlen)
     snprintf(out + o, outlen - o, "...");
 }
 

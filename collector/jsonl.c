@@ -684,9 +684,10 @@ static const char *json_reason(const json_error_t *e) {
  * invalid UTF-8 in its User-Agent, and jansson rejects such a line whole: the call would
  * go unrecorded, which is exactly what an attacker wants.  So invalid bytes are replaced
  * by U+FFFD in a copy before parsing.  Valid lines (nearly all) cost one scan. */
-static int mend_utf8(struct kw_jsonl *j, const char **line, size_t *len) {
+static int mend_utf8_into(char **buf, const char **line, size_t *len) {
   const unsigned char *s = (const unsigned char *)*line;
   size_t n = *len, i = 0, o;
+  char *out;
 
   while (i < n) {
     size_t l = s[i] < 0x80 ? 1 : kw_utf8_len(s + i, n - i);
@@ -696,24 +697,29 @@ static int mend_utf8(struct kw_jsonl *j, const char **line, size_t *len) {
   }
   if (i == n)
     return 0;
-  if (j->mended == NULL && (j->mended = malloc(3 * KW_JSONL_MAX_LINE)) == NULL)
+  if (*buf == NULL && (*buf = malloc(3 * KW_JSONL_MAX_LINE)) == NULL)
     return KW_ENOMEM;
-  memcpy(j->mended, s, i);
+  out = *buf;
+  memcpy(out, s, i);
   for (o = i; i < n;) {
     size_t l = s[i] < 0x80 ? 1 : kw_utf8_len(s + i, n - i);
     if (l == 0) {
-      memcpy(j->mended + o, "\xef\xbf\xbd", 3);
+      memcpy(out + o, "\xef\xbf\xbd", 3);
       o += 3;
       i++;
     } else {
-      memcpy(j->mended + o, s + i, l);
+      memcpy(out + o, s + i, l);
       o += l;
       i += l;
     }
   }
-  *line = j->mended;
+  *line = out;
   *len = o;
   return 0;
+}
+
+static int mend_utf8(struct kw_jsonl *j, const char **line, size_t *len) {
+  return mend_utf8_into(&j->mended, line, len);
 }
 
 int kw_jsonl_parse(struct kw_jsonl *j, const char *line, size_t len, struct kw_rec *rec,
@@ -987,15 +993,19 @@ static bool parses(const struct kw_jsonl_mapping *m, const char *line, size_t le
 
 const char *kw_jsonl_guess_preset(const char *line, size_t len) {
   int score[NPRESETS];
+  const char *found = NULL;
+  char *mended = NULL;
   json_t *root;
 
   if (line == NULL || len == 0 || len > KW_JSONL_MAX_LINE)
     return NULL;
-  root = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
-  if (root == NULL)
+  /* As in parse: invalid UTF-8 from a client must not hide a whole file. */
+  if (mend_utf8_into(&mended, &line, &len) != 0)
     return NULL;
-  if (!json_is_object(root)) {
+  root = json_loadb(line, len, JSON_ALLOW_NUL, NULL);
+  if (root == NULL || !json_is_object(root)) {
     json_decref(root);
+    free(mended);
     return NULL;
   }
   for (size_t i = 0; i < NPRESETS; i++)
@@ -1007,9 +1017,13 @@ const char *kw_jsonl_guess_preset(const char *line, size_t len) {
       if (score[i] >= 0 && (best == NPRESETS || score[i] > score[best]))
         best = i;
     if (best == NPRESETS)
-      return NULL;
-    if (parses(&presets[best].m, line, len))
-      return presets[best].name;
+      break;
+    if (parses(&presets[best].m, line, len)) {
+      found = presets[best].name;
+      break;
+    }
     score[best] = -1;
   }
+  free(mended);
+  return found;
 }

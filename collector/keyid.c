@@ -15,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#define TEXT_MAX (64 * 1024 + 16) /* a user agent is at most a line */
 #define PATH_MAX_STORED 8192 /* longer paths are cut (and marked "…") before storage */
 
 enum { SCHEME_BEARER = 1, SCHEME_TOKEN = 2, SCHEME_APIKEY = 4, SCHEME_BASIC = 8 };
@@ -25,6 +26,7 @@ struct kw_keyid {
   unsigned schemes;
   char keybuf[KW_KEY_MAX + 4]; /* decoded key; wiped after use */
   char path[PATH_MAX_STORED + 16]; /* redacted path */
+  char agent[TEXT_MAX];            /* user agent with the key removed, when it held it */
 };
 
 int kw_keyid_create(const struct kw_identity_cfg *cfg, const struct kw_fingerprint *fp,
@@ -328,6 +330,38 @@ static struct kw_str redact_path(struct kw_keyid *kid, struct kw_str uri, const 
   return kw_str_make(out, o);
 }
 
+/* s with every occurrence of key replaced by REDACTED (copied into buf only on a hit). */
+static struct kw_str redact_text(struct kw_str s, const char *key, size_t keylen, char *buf,
+                                 size_t cap) {
+  size_t o = 0, i = 0;
+  const char *hit;
+
+  if (keylen < 8 || s.n < keylen || s.n >= cap ||
+      (hit = memmem(s.p, s.n, key, keylen)) == NULL)
+    return s;
+  while (hit != NULL) {
+    size_t before = (size_t)(hit - (s.p + i));
+    memcpy(buf + o, s.p + i, before);
+    o += before;
+    memcpy(buf + o, "REDACTED", 8);
+    o += 8;
+    i += before + keylen;
+    hit = memmem(s.p + i, s.n - i, key, keylen);
+  }
+  memcpy(buf + o, s.p + i, s.n - i);
+  return kw_str_make(buf, o + s.n - i);
+}
+
+/* The client's address: the first of a list ("a, b" from X-Forwarded-For). */
+static struct kw_str first_addr(struct kw_str a) {
+  const char *comma = a.n ? memchr(a.p, ',', a.n) : NULL;
+  if (comma != NULL)
+    a.n = (size_t)(comma - a.p);
+  while (a.n > 0 && a.p[a.n - 1] == ' ')
+    a.n--;
+  return a;
+}
+
 int kw_keyid_apply(struct kw_keyid *kid, const struct kw_rec *rec, struct kw_call *call) {
   bool is_id;
   size_t keylen = find_key(kid, rec, &is_id);
@@ -345,7 +379,8 @@ int kw_keyid_apply(struct kw_keyid *kid, const struct kw_rec *rec, struct kw_cal
     memset(call->fp, 0, sizeof(call->fp));
     call->prefix[0] = '\0';
   }
-  if (rec->addr.n == 0 || kw_addr_parse(rec->addr.p, rec->addr.n, &call->client) != 0)
+  struct kw_str addr = first_addr(rec->addr);
+  if (addr.n == 0 || kw_addr_parse(addr.p, addr.n, &call->client) != 0)
     memset(&call->client, 0, sizeof(call->client));
   call->method = rec->method;
   call->path = redact_path(kid, rec->uri, kid->keybuf, keylen);
@@ -354,7 +389,9 @@ int kw_keyid_apply(struct kw_keyid *kid, const struct kw_rec *rec, struct kw_cal
   call->req_bytes = rec->req_bytes;
   call->resp_bytes = rec->resp_bytes;
   call->latency_us = rec->latency_us;
-  call->user_agent = rec->user_agent;
+  /* A client that puts its key in its User-Agent must not get it stored there. */
+  call->user_agent = redact_text(rec->user_agent, kid->keybuf, keylen, kid->agent,
+                                 sizeof(kid->agent));
   call->host = rec->host;
   if (keylen > 0)
     OPENSSL_cleanse(kid->keybuf, keylen);

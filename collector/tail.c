@@ -49,6 +49,7 @@ struct kw_tail {
   kw_tail_close_cb close_cb;
   struct tfile f[KW_TAIL_MAX_FILES];
   int cur;
+  size_t consumed; /* see kw_tail_consumed() */
 };
 
 static void emit(struct kw_tail *t, enum kw_tail_event ev, const char *path, int64_t off,
@@ -198,12 +199,16 @@ static bool drain(struct kw_tail *t, struct tfile *f) {
   size_t len;
   bool more = false;
 
+  uint64_t counted = start;
   while (!t->closing) {
     if (kw_reader_offset(f->rd) - start >= t->opts.max_read) {
       more = true;
       break;
     }
     int r = kw_reader_next(f->rd, &line, &len);
+    t->consumed = (size_t)(kw_reader_offset(f->rd) - counted);
+    if (r == 1 || r == KW_ETOOLONG)
+      counted = kw_reader_offset(f->rd);
     if (r == 1) {
       t->cbs.on_line(t, line, len, t->cbs.ctx);
     } else if (r == KW_ETOOLONG) {
@@ -503,6 +508,8 @@ int64_t kw_tail_backlog(struct kw_tail *t) {
 }
 
 const char *kw_tail_path(const struct kw_tail *t) { return t->path; }
+
+size_t kw_tail_consumed(const struct kw_tail *t) { return t->consumed; }
 
 static void on_handle_closed(uv_handle_t *h) {
   struct kw_tail *t = h->data;

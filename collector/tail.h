@@ -109,6 +109,10 @@ int kw_tail_start(struct kw_tail *t, const struct kw_tail_pos *saved, size_t n);
  * to KW_TAIL_HASH_WINDOW bytes per file for the hash (cached while offsets don't move). */
 size_t kw_tail_positions(struct kw_tail *t, struct kw_tail_pos *out, size_t max);
 
+/* Input bytes taken by the line being delivered (during on_line/on_skip): the line, its
+ * end, and the rest of a skipped overlong line before it. */
+size_t kw_tail_consumed(const struct kw_tail *t);
+
 /* Bytes in the files not yet delivered (size - offset, summed): the lag in bytes. */
 int64_t kw_tail_backlog(struct kw_tail *t);
 

@@ -71,6 +71,13 @@ int kw_cli_usage_error(const struct kw_cli *cli, const char *fmt, ...) {
   return KW_EXIT_USAGE;
 }
 
+int kw_cli_bad_option(const struct kw_cli *cli, char **argv) {
+  const char *arg = optind > 0 ? argv[optind - 1] : "?";
+  if (optopt != 0 && arg[0] == '-' && arg[1] != '-')
+    return kw_cli_usage_error(cli, "unknown option or missing value: '-%c'", optopt);
+  return kw_cli_usage_error(cli, "unknown option or missing value: '%s'", arg);
+}
+
 int kw_cli_common_opt(struct kw_cli *cli, int c, const char *arg) {
   switch (c) {
   case 'D': cli->db_path = arg; return 1;
@@ -174,6 +181,7 @@ int kw_cli_main(int argc, char **argv) {
       args[n++] = argv[i];
     cli.cmd = commands[c].name;
     optind = 1;
+    opterr = 0; /* kw_cli_bad_option() reports, naming the command */
     r = commands[c].fn(&cli, n, args);
     kw_config_destroy(cli.cfg);
     free(args);

@@ -51,6 +51,10 @@ void kw_cli_error(const struct kw_cli *cli, const char *fmt, ...)
 int kw_cli_usage_error(const struct kw_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Reports the option getopt_long() just rejected (unknown, or missing its value) as a
+ * usage error; returns KW_EXIT_USAGE. */
+int kw_cli_bad_option(const struct kw_cli *cli, char **argv);
+
 /* Writes n with thousands separators ("1,234,567") into buf. */
 const char *kw_cli_num(int64_t n, char *buf, size_t len);
 

@@ -26,7 +26,7 @@ int kw_cmd_check(struct kw_cli *cli, int argc, char **argv) {
       help();
       return KW_EXIT_OK;
     }
-    return kw_cli_usage_error(cli, "invalid option");
+    return kw_cli_bad_option(cli, argv);
   }
   if (optind < argc)
     cli->config_path = argv[optind++];

@@ -110,7 +110,7 @@ static int ingest_file(struct ingest *in, const char *path) {
   const char *sample, *line;
   uint64_t lines_before = kw_pipeline_stats(in->pipe)->lines;
   uint64_t bad_before = kw_pipeline_stats(in->pipe)->malformed;
-  uint64_t off_seen = 0;
+  uint64_t off_seen = 0, off_counted = 0;
   unsigned shown = 0;
   uint32_t src;
   size_t n, len;
@@ -154,8 +154,11 @@ static int ingest_file(struct ingest *in, const char *path) {
     r = kw_reader_next(rd, &line, &len);
     if (r == 0)
       break;
+    /* Bytes since the last line: this line's, plus the rest of a skipped one. */
+    size_t consumed = (size_t)(kw_reader_offset(rd) - off_counted);
+    off_counted = kw_reader_offset(rd);
     if (r == KW_ETOOLONG) {
-      kw_pipeline_skip(in->pipe, src, KW_LINE_MAX);
+      kw_pipeline_skip(in->pipe, src, consumed);
       report_malformed(in, path, kw_reader_lineno(rd), "longer than 64 KiB", &shown);
       continue;
     }
@@ -165,7 +168,7 @@ static int ingest_file(struct ingest *in, const char *path) {
       break;
     }
     err[0] = '\0';
-    r = kw_pipeline_line(in->pipe, fmt, src, line, len, err, sizeof(err));
+    r = kw_pipeline_line(in->pipe, fmt, src, line, len, consumed, err, sizeof(err));
     if (r == KW_EPARSE) {
       report_malformed(in, path, kw_reader_lineno(rd), err, &shown);
     } else if (r != 0) {
@@ -182,6 +185,7 @@ static int ingest_file(struct ingest *in, const char *path) {
     }
   }
   in->done_bytes += (int64_t)(kw_reader_offset(rd) - off_seen);
+  kw_pipeline_bytes(in->pipe, src, (size_t)(kw_reader_offset(rd) - off_counted));
   uint64_t lines = kw_pipeline_stats(in->pipe)->lines - lines_before;
   uint64_t bad = kw_pipeline_stats(in->pipe)->malformed - bad_before;
   if (shown > cli->cfg->ingest.max_errors_shown && !in->quiet)
@@ -236,7 +240,7 @@ static void summary(struct ingest *in, int nfiles) {
     printf("}\n");
     return;
   }
-  if (in->quiet)
+  if (in->quiet || s->lines == 0)
     return;
   fprintf(stderr,
           "ingested %s lines from %d file%s in %.2f s (%s lines/s): %s calls, %s with a key, "
@@ -272,7 +276,7 @@ int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) {
     case 'L': log_format = optarg; break;
     case 'j': cli->json = true; break;
     case 'q': in.quiet = true; break;
-    default: return kw_cli_usage_error(cli, "invalid option");
+    default: return kw_cli_bad_option(cli, argv);
     }
   }
   if (optind >= argc)

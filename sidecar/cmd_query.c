@@ -32,7 +32,7 @@ static int parse_common(struct kw_cli *cli, int argc, char **argv, const struct 
       continue;
     }
     if (own == NULL || (r = own(c, optarg, ctx)) < 0)
-      return kw_cli_usage_error(cli, "invalid option");
+      return kw_cli_bad_option(cli, argv);
     if (r > 0)
       return r;
   }

@@ -146,7 +146,7 @@ int kw_cmd_run(struct kw_cli *cli, int argc, char **argv) {
     case 's': syslog_addr = optarg; break;
     case 'e': from_end = true; break;
     case 'l': level = optarg; break;
-    default: return kw_cli_usage_error(cli, "invalid option");
+    default: return kw_cli_bad_option(cli, argv);
     }
   }
   if ((r = kw_cli_load_config(cli)) != 0)

@@ -122,7 +122,7 @@ int kw_cmd_status(struct kw_cli *cli, int argc, char **argv) {
       cli->json = true;
       continue;
     }
-    return kw_cli_usage_error(cli, "invalid option");
+    return kw_cli_bad_option(cli, argv);
   }
   if (optind < argc)
     return kw_cli_usage_error(cli, "unexpected argument '%s'", argv[optind]);

@@ -198,15 +198,15 @@ static void on_status_timer(uv_timer_t *h) {
   commit(d);
 }
 
-/* Feeds a line from s; commits when the batch is full. */
-static void feed(struct src *s, const char *line, size_t len) {
+/* Feeds a line from s (consumed: its input bytes); commits when the batch is full. */
+static void feed(struct src *s, const char *line, size_t len, size_t consumed) {
   struct kw_daemon *d = s->d;
   char why[256];
   int r;
 
   if (d->err != 0 || s->closing)
     return;
-  r = kw_pipeline_line(d->pipe, &s->fmt, s->id, line, len, why, sizeof(why));
+  r = kw_pipeline_line(d->pipe, &s->fmt, s->id, line, len, consumed, why, sizeof(why));
   if (r == KW_EPARSE) {
     kw_log(d->log, KW_LOG_DEBUG, "malformed_line", "source", s->name, "reason", why, NULL);
   } else if (r != 0) {
@@ -224,14 +224,12 @@ static void feed(struct src *s, const char *line, size_t len) {
 /* ---- file sources ------------------------------------------------------------------ */
 
 static void on_tail_line(struct kw_tail *t, const char *line, size_t len, void *ctx) {
-  (void)t;
-  feed(ctx, line, len);
+  feed(ctx, line, len, kw_tail_consumed(t));
 }
 
 static void on_tail_skip(struct kw_tail *t, void *ctx) {
   struct src *s = ctx;
-  (void)t;
-  kw_pipeline_skip(s->d->pipe, s->id, 64 * 1024);
+  kw_pipeline_skip(s->d->pipe, s->id, kw_tail_consumed(t));
   s->lines++;
   s->dirty = true;
 }
@@ -331,7 +329,7 @@ static const struct src_ops file_ops = {
 
 static void on_syslog_msg(struct kw_syslog *sl, const char *msg, size_t len, void *ctx) {
   (void)sl;
-  feed(ctx, msg, len);
+  feed(ctx, msg, len, len + 1);
 }
 
 static int syslog_start(struct src *s, char *err, size_t errlen) {

@@ -74,23 +74,28 @@ void kw_pipeline_destroy(struct kw_pipeline *p) {
   free(p);
 }
 
-static int count_line(struct kw_pipeline *p, uint32_t source_id, size_t len, int bad) {
+/* Counts lines (0 or 1) and bytes of source_id into the pending counters. */
+static int count(struct kw_pipeline *p, uint32_t source_id, int lines, size_t bytes, int bad) {
   int r = 0;
   if (source_id != p->cur_source) {
     r = flush_counts(p);
     p->cur_source = source_id;
   }
-  p->cur_lines++;
-  p->cur_bytes += (int64_t)len + 1;
+  p->cur_lines += lines;
+  p->cur_bytes += (int64_t)bytes;
   p->cur_malformed += bad;
-  p->stats.lines++;
-  p->stats.bytes += len + 1;
-  p->stats.malformed += bad;
+  p->stats.lines += (uint64_t)lines;
+  p->stats.bytes += bytes;
+  p->stats.malformed += (uint64_t)bad;
   return r;
 }
 
-void kw_pipeline_skip(struct kw_pipeline *p, uint32_t source_id, size_t len) {
-  count_line(p, source_id, len, 1);
+void kw_pipeline_skip(struct kw_pipeline *p, uint32_t source_id, size_t consumed) {
+  count(p, source_id, 1, consumed, 1);
+}
+
+void kw_pipeline_bytes(struct kw_pipeline *p, uint32_t source_id, size_t n) {
+  count(p, source_id, 0, n, 0);
 }
 
 /* Identity, template, store: everything after parsing. */
@@ -120,25 +125,26 @@ static int store_rec(struct kw_pipeline *p, const struct kw_rec *rec, uint32_t s
 }
 
 int kw_pipeline_line(struct kw_pipeline *p, struct kw_format *fmt, uint32_t source_id,
-                     const char *line, size_t len, char *why, size_t whylen) {
+                     const char *line, size_t len, size_t consumed, char *why,
+                     size_t whylen) {
   struct kw_rec rec;
   int r;
 
   r = fmt->ops->parse(fmt->ctx, line, len, &rec, why, whylen);
   if (r == KW_EPARSE) {
-    int c = count_line(p, source_id, len, 1);
+    int c = count(p, source_id, 1, consumed, 1);
     return c ? c : KW_EPARSE;
   }
   if (r != 0)
     return r;
-  if ((r = count_line(p, source_id, len, 0)) != 0)
+  if ((r = count(p, source_id, 1, consumed, 0)) != 0)
     return r;
   return store_rec(p, &rec, source_id);
 }
 
 int kw_pipeline_rec(struct kw_pipeline *p, const struct kw_rec *rec, uint32_t source_id,
                     size_t bytes) {
-  int r = count_line(p, source_id, bytes > 0 ? bytes - 1 : 0, 0);
+  int r = count(p, source_id, 1, bytes, 0);
   return r ? r : store_rec(p, rec, source_id);
 }
 

@@ -39,11 +39,13 @@ int kw_pipeline_create(const struct kw_config *cfg, struct kw_store *st,
  * open batch (a caller that failed simply doesn't). */
 void kw_pipeline_destroy(struct kw_pipeline *p);
 
-/* Feeds one line of source_id, parsed with fmt.  Returns 0 when stored; KW_EPARSE when
- * malformed (counted; the reason, which never quotes the line, goes to why); a negative
- * store error otherwise, which the caller must treat as fatal for the batch. */
+/* Feeds one line of source_id, parsed with fmt; `consumed` is the input bytes it took
+ * (with its line end).  Returns 0 when stored; KW_EPARSE when malformed (counted; the
+ * reason, which never quotes the line, goes to why); a negative store error otherwise,
+ * which the caller must treat as fatal for the batch. */
 int kw_pipeline_line(struct kw_pipeline *p, struct kw_format *fmt, uint32_t source_id,
-                     const char *line, size_t len, char *why, size_t whylen);
+                     const char *line, size_t len, size_t consumed, char *why,
+                     size_t whylen);
 
 /* Feeds one record that a source parsed itself (a packet capture's HTTP transaction),
  * counted as one line of input of `bytes` bytes.  Returns 0 or a negative store error. */
@@ -51,7 +53,10 @@ int kw_pipeline_rec(struct kw_pipeline *p, const struct kw_rec *rec, uint32_t so
                     size_t bytes);
 
 /* Counts a line that never reached the parser (overlong), as malformed. */
-void kw_pipeline_skip(struct kw_pipeline *p, uint32_t source_id, size_t len);
+void kw_pipeline_skip(struct kw_pipeline *p, uint32_t source_id, size_t consumed);
+
+/* Counts input bytes that belong to no line (the rest of a skipped line at end of file). */
+void kw_pipeline_bytes(struct kw_pipeline *p, uint32_t source_id, size_t n);
 
 /* Whether the pipeline commits by itself every `ingest.batch_rows` calls (default on).
  * A daemon that commits read positions with the calls turns it off and commits itself. */

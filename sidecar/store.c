@@ -437,20 +437,21 @@ static int endpoint_id(struct kw_store *st, const struct kw_call *c, int64_t *id
   char key[KW_ENDPOINT_KEY_MAX];
   sqlite3_stmt *s = st->stmt[S_UPS_ENDPOINT];
   struct kw_str m = c->method.n ? c->method : kw_str_make("-", 1);
+  struct kw_str ep = c->endpoint.n ? c->endpoint : kw_str_make("/", 1);
   size_t n;
 
   if (m.n > 32)
     m.n = 32;
-  n = m.n + 1 + c->endpoint.n;
+  n = m.n + 1 + ep.n;
   if (n > sizeof(key))
     return KW_ETOOLONG;
   memcpy(key, m.p, m.n);
   key[m.n] = ' ';
-  memcpy(key + m.n + 1, c->endpoint.p, c->endpoint.n);
+  memcpy(key + m.n + 1, ep.p, ep.n);
   if (kw_dict_get(st->d_endpoint, key, n, id))
     return 0;
   sqlite3_bind_text(s, 1, m.p, (int)m.n, SQLITE_STATIC);
-  sqlite3_bind_text(s, 2, c->endpoint.p, (int)c->endpoint.n, SQLITE_STATIC);
+  sqlite3_bind_text(s, 2, ep.p, (int)ep.n, SQLITE_STATIC);
   if (upsert_id(s, id) != 0)
     return KW_ESTORE;
   cache_put(st->d_endpoint, key, n, *id);

@@ -22,9 +22,10 @@ int kw_store_keys(struct kw_store *st, int (*cb)(const struct kw_key_row *row, v
       " (SELECT count(*) FROM key_clients c WHERE c.key_id = k.id)"
       " FROM keys k WHERE k.calls > 0"
       " UNION ALL"
-      " SELECT NULL, NULL, NULL, count(*), sum(status >= 400 OR status = 0),"
-      " coalesce(sum(resp_bytes), 0), min(ts), max(ts), count(DISTINCT endpoint_id),"
-      " count(DISTINCT client_id) FROM calls WHERE key_id IS NULL HAVING count(*) > 0"
+      " SELECT * FROM (SELECT NULL, NULL, NULL, count(*) AS n,"
+      " sum(status >= 400 OR status = 0), coalesce(sum(resp_bytes), 0), min(ts), max(ts),"
+      " count(DISTINCT endpoint_id), count(DISTINCT client_id)"
+      " FROM calls WHERE key_id IS NULL) WHERE n > 0"
       " ORDER BY 4 DESC, 2";
   sqlite3 *db = kw__store_db(st);
   sqlite3_stmt *s;

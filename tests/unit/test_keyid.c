@@ -605,6 +605,32 @@ static void test_other_fields(void **state) {
   assert_int_equal(call.client.family, 0);
 }
 
+/* A client that echoes its key into its User-Agent does not get it stored there; a client
+ * address list (X-Forwarded-For style) yields its first address. */
+static void test_agent_and_address_list(void **state) {
+  struct kw_rec rec;
+  struct kw_call call;
+  char buf[64], ua[256];
+  (void)state;
+
+  rec_init(&rec, "/api/card/1");
+  hdr(&rec, "x-api-key", KEY);
+  snprintf(ua, sizeof(ua), "bot/1.0 (key=%s; again %s)", KEY, KEY);
+  rec.user_agent = S(ua);
+  rec.addr = S("198.51.100.4, 10.0.0.9");
+  expect_key(&rec, KEY, &call); /* asserts the key is absent from every string */
+  assert_int_equal(call.user_agent.n, strlen("bot/1.0 (key=REDACTED; again REDACTED)"));
+  assert_memory_equal(call.user_agent.p, "bot/1.0 (key=REDACTED; again REDACTED)",
+                      call.user_agent.n);
+  assert_string_equal(kw_addr_format(&call.client, buf, sizeof(buf)), "198.51.100.4");
+
+  rec_init(&rec, "/api/card/1");
+  hdr(&rec, "x-api-key", KEY);
+  rec.user_agent = S("plain/1.0");
+  expect_key(&rec, KEY, &call);
+  assert_ptr_equal(call.user_agent.p, rec.user_agent.p); /* untouched: no copy */
+}
+
 /* A call that took its key from an id field shows the id's prefix; one that did not (the
  * id was unusable) shows the key's normal, short prefix. */
 static void test_prefix_source(void **state) {
@@ -644,6 +670,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_precedence, setup, teardown),
       cmocka_unit_test_setup_teardown(test_other_fields, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prefix_source, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_agent_and_address_list, setup, teardown),
   };
   alarm(60); /* a hang (an endless redaction loop) fails the run instead of stalling it */
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/sock_diag.h>
 
 #define UDP_BATCH 256 /* datagrams read per wake-up before yielding to the loop */
 
@@ -194,33 +195,25 @@ int kw_syslog_framer_feed(struct kw_syslog_framer *fr, const char *d, size_t n,
       continue;
     }
     /* Frame start: octet counting if it opens with digits and a space. */
-    char first = fr->len > 0 ? fr->buf[0] : *d;
-    if (first >= '1' && first <= '9') {
-      const char *sp = memchr(d, ' ', n);
-      size_t head = sp ? (size_t)(sp - d) : n;
-      if (fr->len + head > 10) { /* not a count: an LF frame that starts with a digit */
+    bool head = fr->len == 0 ? (*d >= '1' && *d <= '9') : fr->len <= 10;
+    for (size_t j = 0; head && j < fr->len; j++)
+      head = fr->buf[j] >= '0' && fr->buf[j] <= '9';
+    if (head) {
+      size_t k = 0;
+      while (k < n && fr->len + k < 10 && d[k] >= '0' && d[k] <= '9')
+        k++;
+      if (k == n)
+        return append(fr, d, k) != 0 ? KW_ENOMEM : dropped;
+      if (d[k] != ' ')
         goto lf_frame;
-      }
-      if (append(fr, d, head) != 0)
+      if (append(fr, d, k) != 0)
         return KW_ENOMEM;
-      d += head;
-      n -= head;
-      if (sp == NULL)
-        return dropped;
       size_t len = 0;
-      bool digits = true;
-      for (size_t k = 0; k < fr->len; k++) {
-        digits &= fr->buf[k] >= '0' && fr->buf[k] <= '9';
-        len = len * 10 + (size_t)(fr->buf[k] - '0');
-      }
-      d++; /* the space */
-      n--;
+      for (size_t j = 0; j < fr->len; j++)
+        len = len * 10 + (size_t)(fr->buf[j] - '0');
+      d += k + 1;
+      n -= k + 1;
       fr->len = 0;
-      if (!digits || len == 0) {
-        fr->skip_to_lf = 1; /* garbage: resynchronise at the next LF */
-        dropped++;
-        continue;
-      }
       if (len > fr->max) {
         fr->skipping = len;
         dropped++;
@@ -306,6 +299,11 @@ static void on_udp(uv_poll_t *h, int status, int events) {
     }
     deliver(s->dgram, (size_t)n, s);
   }
+  uint32_t mem[SK_MEMINFO_VARS];
+  socklen_t ml = sizeof(mem);
+  if (getsockopt(s->fd, SOL_SOCKET, SO_MEMINFO, mem, &ml) == 0 &&
+      ml > SK_MEMINFO_DROPS * sizeof(uint32_t))
+    s->stats.drops = mem[SK_MEMINFO_DROPS];
 }
 
 /* ---- TCP --------------------------------------------------------------------------- */

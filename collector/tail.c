@@ -171,7 +171,7 @@ static int find_sibling(struct kw_tail *t, uint64_t dev, uint64_t ino, int64_t o
     for (int i = 0; i < KW_TAIL_MAX_FILES; i++)
       open_already |= t->f[i].rd && t->f[i].ino == (uint64_t)st.st_ino &&
                       t->f[i].dev == (uint64_t)st.st_dev;
-    if (open_already)
+    if (open_already && ino == 0)
       continue;
     if (ino != 0) {
       found = (uint64_t)st.st_ino == ino && (uint64_t)st.st_dev == dev;
@@ -255,7 +255,7 @@ static void on_truncated(struct kw_tail *t, struct tfile *f, const char *why) {
 }
 
 /* Compares the file at path with the current file: rotation, truncation, appearance. */
-static void check_path(struct kw_tail *t, bool verify) {
+static void check_path(struct kw_tail *t) {
   struct stat st;
   struct tfile *c = t->cur >= 0 ? &t->f[t->cur] : NULL;
   int exists = stat(t->path, &st) == 0 && S_ISREG(st.st_mode);
@@ -264,6 +264,11 @@ static void check_path(struct kw_tail *t, bool verify) {
                     (uint64_t)st.st_dev != c->dev)) {
     c->rotated = true;
     c->quiet_since = uv_now(t->loop);
+    {
+      char moved[PATH_MAX];
+      if (find_sibling(t, c->dev, c->ino, 0, 0, 0, moved, sizeof(moved)))
+        snprintf(c->name, sizeof(c->name), "%s", moved);
+    }
     t->cur = -1;
     emit(t, KW_TAIL_ROTATED, c->name, (int64_t)kw_reader_offset(c->rd), 0,
          exists ? "renamed; a new file is at the path" : "renamed or deleted");
@@ -280,7 +285,7 @@ static void check_path(struct kw_tail *t, bool verify) {
   int64_t have = (int64_t)(kw_reader_offset(c->rd) + kw_reader_buffered(c->rd));
   if (st.st_size < have) {
     on_truncated(t, c, "file shrank");
-  } else if (verify && c->hash_len > 0) {
+  } else if (c->hash_len > 0) {
     uint64_t h;
     uint32_t l;
     if (window_hash(kw_reader_fd(c->rd), c->hashed_off, &h, &l) != 0 || h != c->hash)
@@ -292,30 +297,34 @@ static void check_path(struct kw_tail *t, bool verify) {
 
 static void on_more(uv_idle_t *h);
 
-static void wake(struct kw_tail *t, bool verify) {
+static void wake(struct kw_tail *t) {
   bool more = false, delivered = false;
   uint64_t now;
 
   if (t->closing)
     return;
-  /* Rotated files first: their lines are older than the current file's. */
-  for (int pass = 0; pass < 2; pass++) {
-    for (int i = 0; i < KW_TAIL_MAX_FILES && !t->closing; i++) {
-      struct tfile *f = &t->f[i];
-      if (f->rd == NULL || f->rotated != (pass == 0))
-        continue;
-      uint64_t before = kw_reader_offset(f->rd);
-      more |= drain(t, f);
-      delivered |= f->rd != NULL && kw_reader_offset(f->rd) != before;
-    }
+  /* The path first: a truncation must be seen before the current file is read past it,
+   * and a rotated file's lines (older) are read before the new file's. */
+  check_path(t);
+  if (t->closing)
+    return;
+  for (int i = 0; i < KW_TAIL_MAX_FILES && !t->closing; i++) {
+    struct tfile *f = &t->f[i];
+    if (f->rd == NULL || !f->rotated)
+      continue;
+    uint64_t before = kw_reader_offset(f->rd);
+    more |= drain(t, f);
+    delivered |= f->rd != NULL && kw_reader_offset(f->rd) != before;
   }
   if (t->closing)
     return;
-  check_path(t, verify);
   if (t->cur >= 0) {
-    uint64_t before = kw_reader_offset(t->f[t->cur].rd);
-    more |= drain(t, &t->f[t->cur]);
-    delivered |= t->cur >= 0 && kw_reader_offset(t->f[t->cur].rd) != before;
+    struct tfile *c = &t->f[t->cur];
+    uint64_t before = kw_reader_offset(c->rd);
+    more |= drain(t, c);
+    if (t->closing)
+      return;
+    delivered |= kw_reader_offset(c->rd) != before;
   }
   now = uv_now(t->loop);
   for (int i = 0; i < KW_TAIL_MAX_FILES && !t->closing; i++) {
@@ -343,26 +352,26 @@ static void wake(struct kw_tail *t, bool verify) {
 static void on_more(uv_idle_t *h) {
   struct kw_tail *t = h->data;
   uv_idle_stop(h);
-  wake(t, false);
+  wake(t);
 }
 
-static void on_poll(uv_timer_t *h) { wake(h->data, true); }
+static void on_poll(uv_timer_t *h) { wake(h->data); }
 
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
   struct kw_tail *t = h->data;
   (void)events;
   if (status < 0 || filename == NULL) {
-    wake(t, false);
+    wake(t);
     return;
   }
   if (strcmp(filename, t->base) == 0) {
-    wake(t, false);
+    wake(t);
     return;
   }
   for (int i = 0; i < KW_TAIL_MAX_FILES; i++) {
     const char *slash = t->f[i].rd ? strrchr(t->f[i].name, '/') : NULL;
     if (slash != NULL && strcmp(slash + 1, filename) == 0) {
-      wake(t, false);
+      wake(t);
       return;
     }
   }
@@ -519,6 +528,7 @@ static void on_handle_closed(uv_handle_t *h) {
 
 void kw_tail_close(struct kw_tail *t, kw_tail_close_cb cb) {
   t->closing = true;
+  t->cur = -1;
   t->close_cb = cb;
   for (int i = 0; i < KW_TAIL_MAX_FILES; i++)
     if (t->f[i].rd != NULL)

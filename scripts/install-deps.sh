@@ -12,7 +12,7 @@ packages=(
   # build
   build-essential cmake pkg-config clang
   # libraries keywatch links
-  libsqlite3-dev libcyaml-dev libyaml-dev libjansson-dev libssl-dev libxxhash-dev libuv1-dev
+  libsqlite3-dev libcyaml-dev libyaml-dev libjansson-dev libssl-dev libxxhash-dev libuv1-dev libcurl4-openssl-dev
   # tests
   libcmocka-dev nginx-light curl sqlite3 python3
   # benchmarks (bench/run.sh): the tools keywatch is compared with

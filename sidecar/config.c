@@ -128,6 +128,34 @@ static const cyaml_schema_field_t run_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t sink_header_fields[] = {
+    STR_FIELD("name", struct kw_sink_header_cfg, name),
+    STR_FIELD("env", struct kw_sink_header_cfg, env),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t sink_header_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_sink_header_cfg, sink_header_fields),
+};
+
+static const cyaml_schema_field_t sink_fields[] = {
+    STR_FIELD("name", struct kw_sink_cfg, name),
+    STR_FIELD("type", struct kw_sink_cfg, type),
+    STR_FIELD("path", struct kw_sink_cfg, path),
+    STR_FIELD("url", struct kw_sink_cfg, url),
+    CYAML_FIELD_SEQUENCE("headers", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_sink_cfg, headers, &sink_header_entry, 0, CYAML_UNLIMITED),
+    STR_FIELD("hmac_secret_env", struct kw_sink_cfg, hmac_secret_env),
+    STR_FIELD("address", struct kw_sink_cfg, address),
+    STR_FIELD("min_severity", struct kw_sink_cfg, min_severity),
+    CYAML_FIELD_UINT("timeout_ms", CYAML_FLAG_OPTIONAL, struct kw_sink_cfg, timeout_ms),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t sink_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_sink_cfg, sink_fields),
+};
+
 static const cyaml_schema_field_t top_fields[] = {
     STR_FIELD("db", struct kw_config, db),
     STR_FIELD("secret_file", struct kw_config, secret_file),
@@ -140,6 +168,9 @@ static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_SEQUENCE("sources", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          struct kw_config, sources, &source_entry, 0, CYAML_UNLIMITED),
     CYAML_FIELD_MAPPING("run", CYAML_FLAG_OPTIONAL, struct kw_config, run, run_fields),
+    STRLIST_FIELD("rules", struct kw_config, rules),
+    CYAML_FIELD_SEQUENCE("sinks", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct kw_config,
+                         sinks, &sink_entry, 0, CYAML_UNLIMITED),
     CYAML_FIELD_END,
 };
 
@@ -166,6 +197,10 @@ static const char *const known_units[] = {"s", "ms", "us", "ns", NULL};
 static const char *const known_source_types[] = {"file", "syslog", NULL};
 static const char *const known_start_at[] = {"beginning", "end", NULL};
 static const char *const known_log_levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const known_sink_types[] = {"stdout", "file", "webhook", "syslog", NULL};
+static const char *const known_severities[] = {"info", "low", "medium", "high", "critical",
+                                               NULL};
+static const char *const default_rules[] = {"builtin:default", NULL};
 
 static int set_list(char ***list, unsigned *count, const char *const *vals) {
   unsigned n = 0;
@@ -225,6 +260,17 @@ static int apply_defaults(struct kw_config *c) {
     c->run.status_ms = 1000;
   if (c->run.log_level == NULL)
     r = r ? r : kw_config_set(&c->run.log_level, "info");
+  if (c->rules == NULL)
+    r = r ? r : set_list(&c->rules, &c->rules_count, default_rules);
+  for (unsigned i = 0; i < c->sinks_count; i++) {
+    struct kw_sink_cfg *k = &c->sinks[i];
+    if (k->name == NULL && k->type != NULL)
+      r = r ? r : kw_config_set(&k->name, k->type);
+    if (k->min_severity == NULL)
+      r = r ? r : kw_config_set(&k->min_severity, "info");
+    if (k->timeout_ms == 0)
+      k->timeout_ms = 5000;
+  }
   for (unsigned i = 0; i < c->sources_count; i++) {
     struct kw_source_cfg *src = &c->sources[i];
     if (src->type == NULL)
@@ -553,6 +599,41 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
         snprintf(field, sizeof(field), "sources.%u.name", i);
         return kw_config_error(c, field, err, errlen, "'%s' names sources %u and %u",
                                src->name, j, i);
+      }
+    }
+  }
+  for (unsigned i = 0; i < c->sinks_count; i++) {
+    struct kw_sink_cfg *k = &c->sinks[i];
+    char field[64];
+    snprintf(field, sizeof(field), "sinks.%u.type", i);
+    if (k->type == NULL)
+      return kw_config_error(c, field, err, errlen, "missing (stdout, file, webhook, syslog)");
+    if ((r = check_enum(c, field, k->type, known_sink_types, err, errlen)) != 0)
+      return r;
+    snprintf(field, sizeof(field), "sinks.%u.min_severity", i);
+    if ((r = check_enum(c, field, k->min_severity, known_severities, err, errlen)) != 0)
+      return r;
+    snprintf(field, sizeof(field), "sinks.%u", i);
+    if ((strcmp(k->type, "file") == 0 && k->path == NULL) ||
+        (strcmp(k->type, "webhook") == 0 && k->url == NULL) ||
+        (strcmp(k->type, "syslog") == 0 && k->address == NULL))
+      return kw_config_error(c, field, err, errlen,
+                             "a %s sink needs '%s'", k->type,
+                             strcmp(k->type, "file") == 0      ? "path"
+                             : strcmp(k->type, "webhook") == 0 ? "url"
+                                                               : "address");
+    for (unsigned h = 0; h < k->headers_count; h++) {
+      if (k->headers[h].name == NULL || k->headers[h].env == NULL) {
+        snprintf(field, sizeof(field), "sinks.%u.headers.%u", i, h);
+        return kw_config_error(c, field, err, errlen,
+                               "needs 'name' and 'env' (values come from the environment)");
+      }
+    }
+    for (unsigned j = 0; j < i; j++) {
+      if (strcmp(c->sinks[j].name, k->name) == 0) {
+        snprintf(field, sizeof(field), "sinks.%u.name", i);
+        return kw_config_error(c, field, err, errlen, "'%s' names sinks %u and %u", k->name,
+                               j, i);
       }
     }
   }

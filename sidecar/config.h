@@ -81,6 +81,26 @@ struct kw_run_cfg {
   char *log_level;         /* debug, info, warn, error */
 };
 
+/* A header a webhook sends, its value read from the environment (never from YAML). */
+struct kw_sink_header_cfg {
+  char *name;
+  char *env;
+};
+
+/* Where alerts are delivered (see analyzer/sink.h). */
+struct kw_sink_cfg {
+  char *name;          /* default: the type */
+  char *type;          /* stdout, file, webhook, syslog */
+  char *path;          /* file: JSON lines appended here */
+  char *url;           /* webhook: POST target */
+  struct kw_sink_header_cfg *headers;
+  unsigned headers_count;
+  char *hmac_secret_env; /* webhook: HMAC-SHA256 signature key, from this variable */
+  char *address;       /* syslog: udp://HOST:PORT or tcp://HOST:PORT */
+  char *min_severity;  /* info (default), low, medium, high, critical */
+  unsigned timeout_ms; /* webhook/syslog per delivery (default 5000) */
+};
+
 struct kw_config {
   char *file; /* the file it was loaded from, NULL for defaults */
   char *db;
@@ -92,6 +112,10 @@ struct kw_config {
   struct kw_source_cfg *sources;
   unsigned sources_count;
   struct kw_run_cfg run;
+  char **rules;        /* rule packs: file paths, or "builtin:NAME"; default builtin:default */
+  unsigned rules_count;
+  struct kw_sink_cfg *sinks;
+  unsigned sinks_count;
 };
 
 /* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),

@@ -79,6 +79,32 @@ static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS daemon("
     "  id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL,"
     "  started INTEGER NOT NULL, heartbeat INTEGER NOT NULL, config TEXT);",
+    /* 2 → 3: the analyzer: alerts (grouped per rule and key), the calls that made them,
+     * the durable outbox for sinks, per-key baselines, recorded response decisions */
+    "CREATE TABLE IF NOT EXISTS alerts("
+    "  id INTEGER PRIMARY KEY, rule TEXT NOT NULL, type TEXT NOT NULL,"
+    "  severity INTEGER NOT NULL, action TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'open',"
+    "  key_id INTEGER, first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL DEFAULT 1, summary TEXT NOT NULL, details TEXT NOT NULL,"
+    "  created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    "  state_by TEXT, state_at INTEGER, note TEXT);"
+    "CREATE INDEX IF NOT EXISTS alerts_rule_key ON alerts(rule, key_id, last_seen);"
+    "CREATE INDEX IF NOT EXISTS alerts_state ON alerts(state, last_seen);"
+    "CREATE TABLE IF NOT EXISTS alert_calls("
+    "  alert_id INTEGER NOT NULL, call_id INTEGER NOT NULL,"
+    "  PRIMARY KEY(alert_id, call_id)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS outbox("
+    "  id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, sink TEXT NOT NULL,"
+    "  event TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER NOT NULL, last_error TEXT,"
+    "  delivered INTEGER);"
+    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(state, next_try);"
+    "CREATE TABLE IF NOT EXISTS baselines("
+    "  key_id INTEGER PRIMARY KEY, data BLOB NOT NULL, updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS decisions("
+    "  id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, key_id INTEGER,"
+    "  action TEXT NOT NULL, decided INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'recorded', detail TEXT);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -673,6 +699,24 @@ int kw_store_name_key(struct kw_store *st, const uint8_t *fp, const char *prefix
 }
 
 sqlite3 *kw__store_db(struct kw_store *st) { return st->db; }
+
+int kw__store_begin(struct kw_store *st) { return st->rdonly ? KW_EINVAL : begin(st); }
+
+int64_t kw__store_key_id(struct kw_store *st, const uint8_t *fp) {
+  int64_t id;
+  if (kw_dict_get(st->d_key, fp, KW_FP_LEN, &id))
+    return id;
+  sqlite3_stmt *s;
+  id = -1;
+  if (sqlite3_prepare_v2(st->db, "SELECT id FROM keys WHERE fingerprint = ?", -1, &s, NULL) !=
+      SQLITE_OK)
+    return -1;
+  sqlite3_bind_blob(s, 1, fp, KW_FP_LEN, SQLITE_STATIC);
+  if (sqlite3_step(s) == SQLITE_ROW)
+    id = sqlite3_column_int64(s, 0);
+  sqlite3_finalize(s);
+  return id;
+}
 
 /* ---- daemon state ------------------------------------------------------------------ */
 

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KW_STORE_SCHEMA 2
+#define KW_STORE_SCHEMA 3
 
 enum kw_store_flags {
   KW_STORE_RDONLY = 1, /* open an existing database read-only */

@@ -3,10 +3,17 @@
 #define KW_STORE_INT_H
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 struct kw_store;
 
 /* The connection of st, for the query side. */
 sqlite3 *kw__store_db(struct kw_store *st);
+
+/* Opens the batch transaction if none is open (writer only). */
+int kw__store_begin(struct kw_store *st);
+
+/* The row id of the key with fingerprint fp, or -1 when it is not stored. */
+int64_t kw__store_key_id(struct kw_store *st, const uint8_t *fp);
 
 #endif

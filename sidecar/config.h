@@ -136,6 +136,10 @@ void kw_config_destroy(struct kw_config *cfg);
 int kw_config_error(const struct kw_config *cfg, const char *field, char *err, size_t errlen,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* The 1-based line of a dotted field path ("rules.2.window") in a YAML file; 0 when it
+ * cannot be found.  For error messages only (reads the file). */
+unsigned kw_config_locate(const char *file, const char *field);
+
 /* Replaces a string option (for command-line overrides); copies value. */
 int kw_config_set(char **slot, const char *value);
 

@@ -497,8 +497,11 @@ int kw_config_load(const char *path, struct kw_config **out, char *err, size_t e
   int r;
 
   *out = NULL;
-  if ((r = kw_yaml_load(path, NULL, 0, &top_schema, (void **)&c, err, errlen)) != 0)
+  if ((r = kw_yaml_load(path, NULL, 0, &top_schema, (void **)&c, err, errlen)) != 0) {
+    if (r != KW_ECONFIG && r != KW_ENOMEM) /* -errno: the file itself */
+      snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(-r));
     return r;
+  }
   return finish(c, path, out, err, errlen);
 }
 

@@ -91,6 +91,16 @@ int kw_store_alert_calls(struct kw_store *st, int64_t alert_id, int64_t limit,
 /* Writes the alert's JSON document (see above) to f. */
 void kw_alert_json(FILE *f, const struct kw_alert_row *a);
 
+/* ---- baselines (the analyzer's per-key state, opaque here) ---------------------------- */
+
+/* Saves the blob of the key with fingerprint fp (a stored key); joins the open batch. */
+int kw_store_baseline_save(struct kw_store *st, const uint8_t *fp, const void *blob,
+                           size_t len);
+
+/* Calls cb with every saved blob. */
+int kw_store_baselines(struct kw_store *st,
+                       int (*cb)(const void *blob, size_t len, void *ctx), void *ctx);
+
 /* ---- outbox ------------------------------------------------------------------------- */
 
 struct kw_outbox_row {

@@ -7,6 +7,7 @@
  * document to stdout with --json.
  */
 #include "../collector/format.h"
+#include "../analyzer/engine.h"
 #include "../collector/reader.h"
 #include "cli.h"
 #include "err.h"
@@ -16,6 +17,8 @@
 #include "timeutil.h"
 
 #include <getopt.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -39,6 +42,7 @@ static void help(void) {
          "                        envoy, kong\n"
          "  --log-format STRING   an nginx log_format, pasted as in nginx.conf, e.g.\n"
          "                        'log_format main escape=json '\\''$remote_addr ...'\\'';'\n"
+         "  --no-rules            store calls only; do not evaluate the rules\n"
          "  --json                print the summary as JSON on stdout\n"
          "  -q, --quiet           no progress bar and no summary on stderr\n"
          "  --db PATH             database file (created if missing; default ./keywatch.db)\n"
@@ -201,6 +205,87 @@ static int ingest_file(struct ingest *in, const char *path) {
   return 0;
 }
 
+/* ---- explain ------------------------------------------------------------------------ */
+
+struct explain_opts {
+  const char *rule, *key;
+  bool all; /* also rules that never came near firing */
+  size_t rows;
+};
+
+static void explain_help(void) {
+  printf("usage: keywatch explain [--rule ID] [--key PREFIX] [--all] [--format NAME]\n"
+         "                        [--json] FILE...\n"
+         "\n"
+         "Replays access logs against the configured rules without writing anything, and\n"
+         "says per rule and key whether it fired and why, or how close it came: the highest\n"
+         "observed value against its threshold at that moment (as fail2ban-regex does for\n"
+         "its filters). Keys show as their display prefixes (a throwaway secret is used).\n"
+         "\n"
+         "  --rule ID      only this rule\n"
+         "  --key PREFIX   only keys (or client addresses) starting with PREFIX\n"
+         "  --all          also list rule/key pairs that stayed far below the threshold\n"
+         "                 (by default: fired, or reached at least half of it)\n"
+         "  --format, --log-format, --config, --json   as for ingest\n");
+}
+
+static void on_explain(const struct kw_explain_row *x, void *ctx) {
+  struct explain_opts *o = ((void **)ctx)[0];
+  bool json = *(bool *)((void **)ctx)[1];
+  char t[40];
+
+  if (!o->all && x->fires == 0 && x->best_ratio < 0.5)
+    return;
+  if (json) {
+    printf("%s\n  {\"rule\": ", o->rows++ ? "," : "");
+    kw_json_cstr(stdout, x->rule->id);
+    printf(", \"type\": \"%s\", \"subject\": ", kw_rule_type_name(x->rule->type));
+    kw_json_cstr(stdout, x->subject);
+    printf(", \"fired\": %u, \"first_fired\": ", x->fires);
+    if (x->fires)
+      printf("\"%s\"", kw_time_format(x->first_fire_us, t, sizeof(t)));
+    else
+      fputs("null", stdout);
+    printf(", \"closest\": {\"observed\": %.2f, \"threshold\": %.2f, \"ratio\": %.3f, "
+           "\"at\": \"%s\"}, \"note\": ",
+           x->best_observed, x->best_threshold, x->best_ratio,
+           kw_time_format(x->best_us, t, sizeof(t)));
+    kw_json_cstr(stdout, x->note);
+    putchar('}');
+    return;
+  }
+  if (o->rows++ == 0)
+    printf("%-22s %-16s %-28s %s\n", "RULE", "KEY/ADDRESS", "RESULT", "CLOSEST (observed / threshold, at)");
+  printf("%-22s ", x->rule->id);
+  kw_term_str(stdout, x->subject, strlen(x->subject), 16);
+  printf("%*s ", (int)(strlen(x->subject) < 16 ? 16 - strlen(x->subject) : 0), "");
+  if (x->fires)
+    printf("fired %-5u first %s ", x->fires, kw_time_format(x->first_fire_us, t, sizeof(t)));
+  else
+    printf("%-28s ", x->note ? "not judged" : "did not fire");
+  printf("%.1f / %.1f (%.0f%%) at %s%s%s\n", x->best_observed, x->best_threshold,
+         100.0 * x->best_ratio, kw_time_format(x->best_us, t, sizeof(t)), x->note ? ": " : "",
+         x->note ? x->note : "");
+}
+
+static void explain_print(struct ingest *in, struct explain_opts *o) {
+  struct kw_engine *e = kw_pipeline_engine(in->pipe);
+  void *ctx[2] = {o, &in->cli->json};
+  if (e == NULL)
+    return;
+  if (in->cli->json)
+    fputs("[", stdout);
+  kw_engine_explain(e, o->rule, o->key, on_explain, ctx);
+  if (in->cli->json)
+    fputs(o->rows ? "\n]\n" : "]\n", stdout);
+  else if (o->rows == 0)
+    printf("no rule fired or came within half of its threshold%s\n",
+           o->all ? "" : " (--all lists every evaluation)");
+  else
+    printf("\n%zu keys tracked, %zu bytes of state (%zu per key)\n", kw_engine_tracked(e),
+           kw_engine_bytes(e), kw_engine_state_size(e));
+}
+
 static void secret_path(const struct kw_cli *cli, char *buf, size_t len) {
   char dir[PATH_MAX];
   if (cli->cfg->secret_file != NULL) {
@@ -232,10 +317,11 @@ static void summary(struct ingest *in, int nfiles) {
   if (in->cli->json) {
     printf("{\"files\": %d, \"lines\": %llu, \"calls\": %llu, \"keyed_calls\": %llu, "
            "\"malformed\": %llu, \"keys\": %llu, \"bytes\": %llu, \"seconds\": %.3f, "
-           "\"lines_per_second\": %.0f, \"db\": ",
+           "\"lines_per_second\": %.0f, \"alerts\": %llu, \"firings\": %llu, \"db\": ",
            nfiles, (unsigned long long)s->lines, (unsigned long long)s->calls,
            (unsigned long long)s->keyed, (unsigned long long)s->malformed,
-           (unsigned long long)s->keys, (unsigned long long)s->bytes, secs, rate);
+           (unsigned long long)s->keys, (unsigned long long)s->bytes, secs, rate,
+           (unsigned long long)s->alerts, (unsigned long long)s->firings);
     kw_json_cstr(stdout, in->cli->db_path);
     printf("}\n");
     return;
@@ -244,38 +330,55 @@ static void summary(struct ingest *in, int nfiles) {
     return;
   fprintf(stderr,
           "ingested %s lines from %d file%s in %.2f s (%s lines/s): %s calls, %s with a key, "
-          "%s distinct keys, %s malformed -> %s\n",
+          "%s distinct keys, %s malformed, %llu alerts -> %s\n",
           kw_cli_num((int64_t)s->lines, a, sizeof(a)), nfiles, nfiles == 1 ? "" : "s", secs,
           kw_cli_num((int64_t)rate, b, sizeof(b)), kw_cli_num((int64_t)s->calls, c, sizeof(c)),
           kw_cli_num((int64_t)s->keyed, d, sizeof(d)),
           kw_cli_num((int64_t)s->keys, e, sizeof(e)),
-          kw_cli_num((int64_t)s->malformed, f, sizeof(f)), in->cli->db_path);
+          kw_cli_num((int64_t)s->malformed, f, sizeof(f)), (unsigned long long)s->alerts,
+          in->cli->db_path);
 }
 
-int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) {
+/* `ingest`, or with explain set `explain`: the same replay into an in-memory store under
+ * a throwaway secret, then the engine's account of every rule and key. */
+static int run(struct kw_cli *cli, int argc, char **argv, bool explain) {
   static const struct option opts[] = {
       KW_CLI_COMMON_OPTS,
       {"format", required_argument, NULL, 'f'},
       {"log-format", required_argument, NULL, 'L'},
       {"json", no_argument, NULL, 'j'},
       {"quiet", no_argument, NULL, 'q'},
+      {"no-rules", no_argument, NULL, 'R'},
+      {"rule", required_argument, NULL, 'r'},
+      {"key", required_argument, NULL, 'k'},
+      {"all", no_argument, NULL, 'a'},
       {NULL, 0, NULL, 0},
   };
   struct ingest in = {.cli = cli};
   struct kw_fingerprint *fp = NULL;
   const char *format = NULL, *log_format = NULL;
+  struct explain_opts xo = {0};
   char err[1024], spath[PATH_MAX + 32];
   int c, r, rc = KW_EXIT_OK;
+  bool rules = true;
 
   while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
     if (kw_cli_common_opt(cli, c, optarg))
       continue;
+    if (!explain && (c == 'r' || c == 'k' || c == 'a'))
+      return kw_cli_bad_option(cli, argv);
+    if (explain && c == 'R')
+      return kw_cli_bad_option(cli, argv);
     switch (c) {
-    case 'h': help(); return KW_EXIT_OK;
+    case 'h': explain ? explain_help() : help(); return KW_EXIT_OK;
+    case 'r': xo.rule = optarg; break;
+    case 'k': xo.key = optarg; break;
+    case 'a': xo.all = true; break;
     case 'f': format = optarg; break;
     case 'L': log_format = optarg; break;
     case 'j': cli->json = true; break;
     case 'q': in.quiet = true; break;
+    case 'R': rules = false; break;
     default: return kw_cli_bad_option(cli, argv);
     }
   }
@@ -292,7 +395,20 @@ int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) {
                        sizeof(err)) != 0)
     return kw_cli_usage_error(cli, "%s", err);
   secret_path(cli, spath, sizeof(spath));
-  if ((r = kw_fingerprint_create(spath, &fp, err, sizeof(err))) != 0) {
+  if (explain) {
+    /* Nothing is kept: a throwaway secret, a database in memory. */
+    unsigned char secret[32];
+    cli->db_path = ":memory:";
+    in.quiet = true;
+    r = RAND_bytes(secret, sizeof(secret)) == 1
+            ? kw_fingerprint_create_from(secret, sizeof(secret), &fp)
+            : KW_ESECRET;
+    OPENSSL_cleanse(secret, sizeof(secret));
+    snprintf(err, sizeof(err), "cannot make a throwaway secret");
+  } else {
+    r = kw_fingerprint_create(spath, &fp, err, sizeof(err));
+  }
+  if (r != 0) {
     kw_cli_error(cli, "%s", err);
     kw_format_destroy(&in.fixed);
     return KW_EXIT_FAIL;
@@ -301,6 +417,11 @@ int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) {
     goto out;
   if (kw_pipeline_create(cli->cfg, in.st, fp, &in.pipe) != 0) {
     rc = KW_EXIT_FAIL;
+    goto out;
+  }
+  if (rules && (r = kw_pipeline_enable_rules(in.pipe, err, sizeof(err))) != 0) {
+    kw_cli_error(cli, "%s", err);
+    rc = r == KW_ECONFIG ? KW_EXIT_USAGE : KW_EXIT_FAIL;
     goto out;
   }
   in.progress = !in.quiet && isatty(STDERR_FILENO);
@@ -322,13 +443,16 @@ int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) {
       rc = KW_EXIT_FAIL;
   }
   draw_progress(&in, true);
-  if (kw_pipeline_commit(in.pipe) != 0) {
+  if (kw_pipeline_save_baselines(in.pipe) != 0 || kw_pipeline_commit(in.pipe) != 0) {
     kw_cli_error(cli, "database error: %s", kw_store_errmsg(in.st));
     rc = KW_EXIT_FAIL;
     goto out;
   }
   name_keys(&in);
-  summary(&in, argc - optind);
+  if (explain)
+    explain_print(&in, &xo);
+  else
+    summary(&in, argc - optind);
 out:
   kw_pipeline_destroy(in.pipe);
   if (kw_store_close(in.st) != 0 && rc == 0)
@@ -337,3 +461,7 @@ out:
   kw_fingerprint_destroy(fp);
   return rc;
 }
+
+int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) { return run(cli, argc, argv, false); }
+
+int kw_cmd_explain(struct kw_cli *cli, int argc, char **argv) { return run(cli, argc, argv, true); }

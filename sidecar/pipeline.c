@@ -8,9 +8,11 @@
 #include "pipeline.h"
 #include "../analyzer/endpoint.h"
 #include "../collector/keyid.h"
+#include "alerts.h"
 #include "dict.h"
 #include "err.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +27,9 @@ struct kw_pipeline {
   uint32_t cur_source; /* source whose counters are pending */
   int64_t cur_lines, cur_malformed, cur_bytes;
   bool manual_commit;
+  struct kw_ruleset *rules;
+  struct kw_engine *engine;
+  int err; /* a store error met inside a firing callback */
   char endpoint[KW_ENDPOINT_MAX + 1];
 };
 
@@ -63,6 +68,66 @@ int kw_pipeline_commit(struct kw_pipeline *p) {
   return r ? r : c;
 }
 
+static int on_baseline(const void *blob, size_t len, void *ctx) {
+  kw_engine_import(ctx, blob, len); /* another rule set's or a damaged blob is skipped */
+  return 0;
+}
+
+int kw_pipeline_enable_rules(struct kw_pipeline *p, char *err, size_t errlen) {
+  int r;
+  if ((r = kw_ruleset_load(p->cfg->rules, p->cfg->rules_count, &p->rules, err, errlen)) != 0)
+    return r;
+  if ((r = kw_engine_create(p->rules, p->cfg, &p->engine)) != 0) {
+    snprintf(err, errlen, "rules: %s", kw_strerror(r));
+    return r;
+  }
+  if ((r = kw_store_baselines(p->st, on_baseline, p->engine)) != 0) {
+    snprintf(err, errlen, "cannot read baselines: %s", kw_store_errmsg(p->st));
+    return r;
+  }
+  return 0;
+}
+
+struct kw_engine *kw_pipeline_engine(struct kw_pipeline *p) { return p->engine; }
+
+struct save {
+  struct kw_store *st;
+  int r;
+};
+
+static void on_export(const uint8_t *fp, const void *blob, size_t len, void *ctx) {
+  struct save *s = ctx;
+  if (s->r == 0)
+    s->r = kw_store_baseline_save(s->st, fp, blob, len);
+}
+
+int kw_pipeline_save_baselines(struct kw_pipeline *p) {
+  struct save s = {p->st, 0};
+  if (p->engine != NULL)
+    kw_engine_export(p->engine, on_export, &s);
+  return s.r;
+}
+
+/* A rule fired for the call just stored: record it as an alert. */
+static void on_fire(const struct kw_firing *f, const struct kw_rule *rule, void *ctx) {
+  struct kw_pipeline *p = ctx;
+  const char *sinks[16];
+  size_t n = 0;
+  int64_t id;
+  bool created;
+  int r;
+
+  (void)rule;
+  for (unsigned i = 0; i < p->cfg->sinks_count && n < 16; i++)
+    if (f->severity >= kw_severity_parse(p->cfg->sinks[i].min_severity))
+      sinks[n++] = p->cfg->sinks[i].name;
+  p->stats.firings++;
+  r = kw_store_alert(p->st, f, kw_store_last_call(p->st), sinks, n, &id, &created);
+  if (r != 0 && p->err == 0)
+    p->err = r;
+  p->stats.alerts += created;
+}
+
 void kw_pipeline_set_autocommit(struct kw_pipeline *p, bool on) { p->manual_commit = !on; }
 
 
@@ -71,6 +136,8 @@ void kw_pipeline_destroy(struct kw_pipeline *p) {
     return;
   kw_keyid_destroy(p->kid);
   kw_dict_destroy(p->seen);
+  kw_engine_destroy(p->engine);
+  kw_ruleset_destroy(p->rules);
   free(p);
 }
 
@@ -119,6 +186,14 @@ static int store_rec(struct kw_pipeline *p, const struct kw_rec *rec, uint32_t s
       p->stats.keys++;
   }
   p->stats.last_ts_us = call.ts_us;
+  if (p->engine != NULL) {
+    kw_engine_call(p->engine, &call, on_fire, p);
+    if (p->err != 0) {
+      r = p->err;
+      p->err = 0;
+      return r;
+    }
+  }
   if (!p->manual_commit && kw_store_pending(p->st) >= p->cfg->ingest.batch_rows)
     return kw_pipeline_commit(p);
   return 0;

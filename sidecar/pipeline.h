@@ -11,6 +11,7 @@
 #ifndef KW_PIPELINE_H
 #define KW_PIPELINE_H
 
+#include "../analyzer/engine.h"
 #include "../collector/format.h"
 #include "config.h"
 #include "fingerprint.h"
@@ -27,6 +28,8 @@ struct kw_pipeline_stats {
   uint64_t bytes;     /* input bytes fed */
   uint64_t keys;      /* distinct keys seen by this pipeline */
   int64_t last_ts_us; /* event time of the last call stored (0: none had one) */
+  uint64_t firings;   /* rule firings (grouped into alerts by the store) */
+  uint64_t alerts;    /* alerts opened */
 };
 
 struct kw_pipeline;
@@ -57,6 +60,18 @@ void kw_pipeline_skip(struct kw_pipeline *p, uint32_t source_id, size_t consumed
 
 /* Counts input bytes that belong to no line (the rest of a skipped line at end of file). */
 void kw_pipeline_bytes(struct kw_pipeline *p, uint32_t source_id, size_t n);
+
+/* Loads the configured rule packs and evaluates every stored call with them from now on:
+ * firings become alerts, queued for the configured sinks whose minimum severity they
+ * reach.  Baselines saved in the store are restored.  Returns 0 or KW_ECONFIG/KW_ESTORE
+ * with a message in err. */
+int kw_pipeline_enable_rules(struct kw_pipeline *p, char *err, size_t errlen);
+
+/* The engine (NULL when rules are off), e.g. for explain. */
+struct kw_engine *kw_pipeline_engine(struct kw_pipeline *p);
+
+/* Writes every key's baseline into the open batch (commit to keep them). */
+int kw_pipeline_save_baselines(struct kw_pipeline *p);
 
 /* Whether the pipeline commits by itself every `ingest.batch_rows` calls (default on).
  * A daemon that commits read positions with the calls turns it off and commits itself. */

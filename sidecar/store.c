@@ -324,14 +324,16 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
     *out = st;
     return 0;
   }
-  /* A new database is private to the user from its first byte. */
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
-    r = -errno;
-    goto fail;
+  /* A new database is private to the user from its first byte (":memory:": no file). */
+  if (strcmp(path, ":memory:") != 0) {
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+      r = -errno;
+      goto fail;
+    }
+    close(fd);
   }
-  close(fd);
   if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
     snprintf(err, errlen, "cannot open %s: %s", path, sqlite3_errmsg(st->db));
     goto fail;

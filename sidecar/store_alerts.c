@@ -324,3 +324,42 @@ int64_t kw_store_outbox_backlog(struct kw_store *st) {
     return -1;
   return n;
 }
+
+int kw_store_baseline_save(struct kw_store *st, const uint8_t *fp, const void *blob,
+                           size_t len) {
+  int64_t key = kw__store_key_id(st, fp);
+  sqlite3_stmt *s;
+  int r;
+
+  if (key < 0)
+    return 0; /* a key never stored (its calls were rolled back): nothing to keep */
+  if ((r = kw__store_begin(st)) != 0)
+    return r;
+  if (sqlite3_prepare_v2(kw__store_db(st),
+                         "INSERT INTO baselines(key_id, data, updated) VALUES(?1, ?2, ?3)"
+                         " ON CONFLICT(key_id) DO UPDATE SET data = ?2, updated = ?3",
+                         -1, &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  sqlite3_bind_int64(s, 1, key);
+  sqlite3_bind_blob(s, 2, blob, (int)len, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 3, kw_time_now());
+  r = sqlite3_step(s) == SQLITE_DONE ? 0 : KW_ESTORE;
+  sqlite3_finalize(s);
+  return r;
+}
+
+int kw_store_baselines(struct kw_store *st,
+                       int (*cb)(const void *blob, size_t len, void *ctx), void *ctx) {
+  sqlite3_stmt *s;
+  int rc, r = 0;
+  if (sqlite3_prepare_v2(kw__store_db(st), "SELECT data FROM baselines", -1, &s, NULL) !=
+      SQLITE_OK)
+    return KW_ESTORE;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    if (cb(sqlite3_column_blob(s, 0), (size_t)sqlite3_column_bytes(s, 0), ctx) != 0)
+      break;
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    r = KW_ESTORE;
+  sqlite3_finalize(s);
+  return r;
+}

@@ -1,0 +1,23 @@
+# Embeds the rule packs of rules/*.yaml into a C file, so the binary carries its default
+# rules (zero configuration) and they are the very files in the repository.
+# Usage: cmake -DDIR=<rules dir> -DOUT=<file.c> -P embed_rules.cmake
+file(GLOB packs "${DIR}/*.yaml")
+list(SORT packs)
+set(body "/* Generated from the YAML files of rules/ by cmake/embed_rules.cmake: do not edit. */\n")
+string(APPEND body "#include \"analyzer/rules.h\"\n\n#include <string.h>\n\n")
+set(table "")
+foreach(p ${packs})
+  get_filename_component(name "${p}" NAME_WE)
+  string(MAKE_C_IDENTIFIER "${name}" id)
+  file(READ "${p}" hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," arr "${hex}")
+  string(APPEND body "static const char pack_${id}[] = {${arr}0x00};\n")
+  string(APPEND table "    {\"${name}\", pack_${id}},\n")
+endforeach()
+string(APPEND body "\nstatic const struct {\n  const char *name;\n  const char *data;\n} packs[] = {\n${table}};\n\n")
+string(APPEND body "const char *kw_rules_builtin(const char *name) {\n")
+string(APPEND body "  for (size_t i = 0; i < sizeof(packs) / sizeof(packs[0]); i++)\n")
+string(APPEND body "    if (strcmp(packs[i].name, name) == 0)\n      return packs[i].data;\n")
+string(APPEND body "  return NULL;\n}\n")
+file(WRITE "${OUT}.tmp" "${body}")
+execute_process(COMMAND ${CMAKE_COMMAND} -E copy_if_different "${OUT}.tmp" "${OUT}")

@@ -355,8 +355,14 @@ static void note(struct eval *v, double obs, double thr) {
   }
 }
 
+/* A key learns for `learn` from its first call — and, for the rules that learn sets of
+ * things it does, until it has made min_history calls, so that a light key's set is
+ * representative before it is judged. */
 static bool learning(const struct eval *v) {
-  return v->c->ts_us - v->s->first_seen < v->r->learn_us;
+  if (v->c->ts_us - v->s->first_seen < v->r->learn_us)
+    return true;
+  return (v->r->type == KW_RULE_NEW_SOURCE || v->r->type == KW_RULE_NEW_ENDPOINT) &&
+         v->s->calls < v->r->min_history;
 }
 
 static void duration_text(int64_t us, char *buf, size_t len) {
@@ -640,8 +646,9 @@ static void eval_new_endpoint(struct eval *v) {
 
   if (!endpoint_selected(v->e, v->r, c))
     return;
-  h = (uint32_t)(XXH3_64bits(c->method.p, c->method.n) * 31 +
-                 XXH3_64bits(c->endpoint.p, c->endpoint.n)) | 1u;
+  h = v->r->per_set ? 1u /* any endpoint of the list: one value */
+                    : (uint32_t)(XXH3_64bits(c->method.p, c->method.n) * 31 +
+                                 XXH3_64bits(c->endpoint.p, c->endpoint.n)) | 1u;
   if (learning(v)) {
     set_add(st, h, EPS);
     return;
@@ -651,8 +658,9 @@ static void eval_new_endpoint(struct eval *v) {
   if (known || st->h.saturated)
     return;
   set_add(st, h, EPS);
-  fail_note(v, "first call to %.*s %.*s (never used while learning)", (int)c->method.n,
-            c->method.p, (int)c->endpoint.n, c->endpoint.p);
+  fail_note(v, "first call to %.*s %.*s (%s while learning)", (int)c->method.n, c->method.p,
+            (int)c->endpoint.n, c->endpoint.p,
+            v->r->per_set ? "no endpoint of this rule was used" : "never used");
   fprintf(v->e->dj, "\"known_endpoints\": %u", st->n - 1);
   fire(v);
 }
@@ -691,6 +699,10 @@ static void eval_enum(struct eval *v) {
   fire(v);
 }
 
+/* Learned mode: an hour is "off" for a key when it made < 1 % of its learned calls in that
+ * hour of the day; calls in such an hour are odd once there are more than `factor` times
+ * what the key made in that hour per learned day (plus one) — a business-hours key gets
+ * the odd stray call at night, not forty.  Configured mode: hours/days/timezone. */
 static void eval_hours(struct eval *v) {
   struct s_hours *st = (struct s_hours *)v->h;
   const struct kw_rule *r = v->r;
@@ -699,6 +711,7 @@ static void eval_hours(struct eval *v) {
   unsigned hour = (unsigned)((local - day * 86400) / 3600);
   unsigned dow = (unsigned)((day + 3) % 7); /* 1970-01-01 was a Thursday: Monday = 0 */
   int64_t hour_idx = local / 3600;
+  double expected = 0, need = r->threshold;
   bool odd;
 
   if (v->c->ts_us == 0)
@@ -711,11 +724,11 @@ static void eval_hours(struct eval *v) {
     }
     if (st->total < r->min_history)
       return; /* too little history to know its hours */
-    /* An hour (and the hours around it) with < 0.5 % of its calls each: a key that
-     * works 08-18 is not odd at 18:30, but is at 03:00. */
-    odd = true;
-    for (int d = -1; d <= 1 && odd; d++)
-      odd = (uint64_t)st->hours[(hour + 24 + (unsigned)d) % 24] * 200 < st->total;
+    double days = (double)r->learn_us / 86400e6;
+    expected = st->hours[hour] / (days > 1 ? days : 1);
+    odd = (uint64_t)st->hours[hour] * 100 < st->total;
+    if (r->factor * (expected + 1) > need)
+      need = r->factor * (expected + 1);
   } else {
     odd = !(r->hours_mask & (1u << hour)) || !(r->days_mask & (1u << dow));
   }
@@ -728,22 +741,25 @@ static void eval_hours(struct eval *v) {
       st->hours[hour]++;
       st->total++;
     }
-    { note(v, 0, r->threshold); return; }
+    note(v, 0, need);
+    return;
   }
   st->in_hour++;
-  note(v, st->in_hour, r->threshold);
-  if (st->in_hour < r->threshold)
+  note(v, st->in_hour, need);
+  if (st->in_hour < need)
     return;
   if (r->learned_hours)
-    fail_note(v, "%u calls at %02u:00-%02u:59 (hour of %.2f%% of its %u learned calls)",
-              st->in_hour, hour, hour, 100.0 * st->hours[hour] / st->total, st->total);
+    fail_note(v, "%u calls at %02u:00-%02u:59, an hour in which it made %.1f calls a day "
+                 "while learning (%.2f%% of %u)",
+              st->in_hour, hour, hour, expected, 100.0 * st->hours[hour] / st->total,
+              st->total);
   else
     fail_note(v, "%u calls at %02u:00-%02u:59 on a %s, outside its allowed hours",
               st->in_hour, hour, hour,
               (const char *[]){"Monday", "Tuesday", "Wednesday", "Thursday", "Friday",
                                "Saturday", "Sunday"}[dow]);
-  fprintf(v->e->dj, "\"observed\": %u, \"threshold\": %u, \"hour\": %u, \"learned\": %s", st->in_hour,
-          r->threshold, hour, r->learned_hours ? "true" : "false");
+  fprintf(v->e->dj, "\"observed\": %u, \"threshold\": %.1f, \"hour\": %u, \"learned\": %s",
+          st->in_hour, need, hour, r->learned_hours ? "true" : "false");
   fire(v);
 }
 

@@ -34,7 +34,7 @@ struct raw_cond {
 };
 
 struct raw_rule {
-  char *id, *type, *severity, *action, *description, *cooldown, *window, *learn, *by;
+  char *id, *type, *severity, *action, *description, *cooldown, *window, *learn, *by, *per;
   char *hours, *days, *timezone, *bytes;
   float factor;
   unsigned floor, threshold, max_addresses, distinct_ids, min_history, prefix4, prefix6;
@@ -121,6 +121,7 @@ static const cyaml_schema_field_t rule_fields[] = {
     STR("window", struct raw_rule, window),
     STR("learn", struct raw_rule, learn),
     STR("by", struct raw_rule, by),
+    STR("per", struct raw_rule, per),
     STR("hours", struct raw_rule, hours),
     STR("days", struct raw_rule, days),
     STR("timezone", struct raw_rule, timezone),
@@ -558,7 +559,7 @@ static void defaults(struct kw_rule *r) {
       [KW_RULE_NEW_ENDPOINT] = {0, 86400e6, 3600e6, 0, 0, 0},
       [KW_RULE_ENUMERATION] = {600e6, 0, 3600e6, 0, 0, 0},
       [KW_RULE_VOLUME] = {3600e6, 86400e6, 3600e6, 10.0, 0, 0},
-      [KW_RULE_OFF_HOURS] = {3600e6, 7 * 86400e6, 3600e6, 0, 0, 3},
+      [KW_RULE_OFF_HOURS] = {3600e6, 3 * 86400e6, 3600e6, 10.0, 0, 3},
       [KW_RULE_REVOKED_KEY_USE] = {0, 0, 3600e6, 0, 0, 0},
       [KW_RULE_MATCH] = {0, 0, 3600e6, 0, 0, 0},
       [KW_RULE_CANARY] = {0, 0, 3600e6, 0, 0, 0},
@@ -580,7 +581,7 @@ static void defaults(struct kw_rule *r) {
   if (r->distinct_ids == 0)
     r->distinct_ids = 200;
   if (r->min_history == 0)
-    r->min_history = 100;
+    r->min_history = r->type == KW_RULE_OFF_HOURS ? 100 : 30;
   if (r->prefix4 == 0)
     r->prefix4 = 24;
   if (r->prefix6 == 0)
@@ -645,6 +646,9 @@ static int compile_rule(struct ctx *c, unsigned idx, const struct raw_rule *rr,
   if (rr->by != NULL && strcmp(rr->by, "key") != 0 && strcmp(rr->by, "address") != 0)
     return fail(c, FIELD("by"), "'%s' is not key or address", rr->by);
   r->by_address = rr->by != NULL && strcmp(rr->by, "address") == 0;
+  if (rr->per != NULL && strcmp(rr->per, "endpoint") != 0 && strcmp(rr->per, "set") != 0)
+    return fail(c, FIELD("per"), "'%s' is not endpoint or set", rr->per);
+  r->per_set = rr->per != NULL && strcmp(rr->per, "set") == 0;
   r->learned_hours = rr->hours == NULL || strcmp(rr->hours, "learned") == 0;
   r->hours_mask = 0xffffff;
   r->days_mask = 0x7f;

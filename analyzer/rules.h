@@ -101,6 +101,7 @@ struct kw_rule {
   unsigned prefix4, prefix6;     /* new_source: network granularity */
   int64_t bytes;                 /* volume: absolute threshold */
   bool by_address;               /* auth_failures: count per client address */
+  bool per_set;                  /* new_endpoint: the endpoints list counts as one */
   bool learned_hours;            /* off_hours: hours learned per key */
   uint32_t hours_mask;           /* off_hours: allowed hours (bit h = hh:00-hh:59) */
   uint8_t days_mask;             /* off_hours: allowed days (bit 0 = Monday) */

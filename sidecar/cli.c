@@ -18,6 +18,7 @@ static const struct command {
     {"keys", kw_cmd_keys, "per-key activity: calls, first/last seen, endpoints, clients"},
     {"calls", kw_cmd_calls, "the audit trail of calls, by key and time"},
     {"stats", kw_cmd_stats, "totals by status, method and endpoint"},
+    {"alerts", kw_cmd_alerts, "alerts: list, show, acknowledge, resolve"},
     {"explain", kw_cmd_explain, "replay logs against the rules: why each fired or not"},
     {"check", kw_cmd_check, "validate a configuration file"},
 };

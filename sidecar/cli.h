@@ -67,6 +67,7 @@ int kw_cmd_keys(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_calls(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_stats(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_check(struct kw_cli *cli, int argc, char **argv);
+int kw_cmd_alerts(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_explain(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_run(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_status(struct kw_cli *cli, int argc, char **argv);

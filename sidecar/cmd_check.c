@@ -1,4 +1,5 @@
 /* cmd_check.c — `keywatch check`: validate a configuration as `ingest` would use it. */
+#include "../analyzer/rules.h"
 #include "../collector/format.h"
 #include "cli.h"
 
@@ -9,7 +10,8 @@ static void help(void) {
   printf("usage: keywatch check [--config FILE] [FILE]\n"
          "\n"
          "Validates a configuration file (FILE, --config, or $KEYWATCH_CONFIG): YAML syntax,\n"
-         "every option's type and range, the log format and JSON field mapping. Errors\n"
+         "every option's type and range, the log format and JSON field mapping, and the\n"
+         "rule packs it loads (rules:; builtin:default without one). Errors\n"
          "name the file, line and field. Exit status 0 when valid, 2 when not.\n");
 }
 
@@ -48,6 +50,16 @@ int kw_cmd_check(struct kw_cli *cli, int argc, char **argv) {
     }
     kw_format_destroy(&f);
   }
-  printf("%s: ok\n", cli->config_path ? cli->config_path : "built-in defaults");
+  {
+    struct kw_ruleset *rs;
+    if (kw_ruleset_load(cli->cfg->rules, cli->cfg->rules_count, &rs, err, sizeof(err)) != 0) {
+      kw_cli_error(cli, "%s", err);
+      return KW_EXIT_USAGE;
+    }
+    printf("%s: ok (%zu rules from %u pack%s)\n",
+           cli->config_path ? cli->config_path : "built-in defaults", rs->n,
+           cli->cfg->rules_count, cli->cfg->rules_count == 1 ? "" : "s");
+    kw_ruleset_destroy(rs);
+  }
   return KW_EXIT_OK;
 }

@@ -36,6 +36,7 @@
 #define LAG_SAMPLES 4096  /* per source per commit */
 #define LAG_WINDOW 65536  /* per source per status interval */
 #define GLOB_SCAN_MS 1000 /* how often globs look for new files */
+#define BASELINE_MS 60000 /* how often the rules' per-key baselines are saved */
 
 struct src;
 
@@ -101,7 +102,7 @@ struct kw_daemon {
   struct kw_pipeline *pipe;
   struct src *srcs;
   struct group *groups;
-  uv_timer_t commit_timer, status_timer, glob_timer;
+  uv_timer_t commit_timer, status_timer, glob_timer, baseline_timer;
   int timers;       /* initialised timers (closed on stop) */
   int open_handles;
   bool stopping;
@@ -190,6 +191,12 @@ static void on_commit_timer(uv_timer_t *h) {
     due = s->dirty || s->ngaps > 0;
   if (due)
     commit(d);
+}
+
+static void on_baseline_timer(uv_timer_t *h) {
+  struct kw_daemon *d = h->data;
+  if (d->err == 0 && kw_pipeline_save_baselines(d->pipe) != 0)
+    fail(d, KW_ESTORE, "baselines");
 }
 
 static void on_status_timer(uv_timer_t *h) {
@@ -573,7 +580,8 @@ int kw_daemon_create(uv_loop_t *loop, struct kw_config *cfg, const char *config_
   }
   if ((r = kw_fingerprint_create(secret, &d->fp, err, errlen)) != 0 ||
       (r = kw_store_open(db_path, 0, &d->st, err, errlen)) != 0 ||
-      (r = kw_pipeline_create(cfg, d->st, d->fp, &d->pipe)) != 0) {
+      (r = kw_pipeline_create(cfg, d->st, d->fp, &d->pipe)) != 0 ||
+      (r = kw_pipeline_enable_rules(d->pipe, err, errlen)) != 0) {
     d->cfg = cfg;
     kw_daemon_destroy(d);
     return r;
@@ -586,15 +594,16 @@ int kw_daemon_create(uv_loop_t *loop, struct kw_config *cfg, const char *config_
 
 int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
   int r;
-  uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer};
-  uv_timer_cb cbs[] = {on_commit_timer, on_status_timer, on_glob_timer};
-  uint64_t every[] = {d->cfg->run.commit_ms, d->cfg->run.status_ms, GLOB_SCAN_MS};
+  uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer,
+                          &d->baseline_timer};
+  uv_timer_cb cbs[] = {on_commit_timer, on_status_timer, on_glob_timer, on_baseline_timer};
+  uint64_t every[] = {d->cfg->run.commit_ms, d->cfg->run.status_ms, GLOB_SCAN_MS, BASELINE_MS};
 
   if (d->cfg->sources_count == 0) {
     snprintf(err, errlen, "no sources: give FILEs or declare sources in the config");
     return KW_EINVAL;
   }
-  for (size_t i = 0; i < 3; i++) {
+  for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
     if ((r = uv_timer_init(d->loop, timers[i])) != 0)
       return r;
     timers[i]->data = d;
@@ -646,7 +655,13 @@ int kw_daemon_reload(struct kw_daemon *d) {
     kw_log(d->log, KW_LOG_ERROR, "reload_failed", "error", err, NULL);
     return r;
   }
-  if (commit(d) != 0 || (r = kw_pipeline_create(nc, d->st, d->fp, &np)) != 0) {
+  /* The new rules start from the baselines the old ones learned (same rule set). */
+  if (kw_pipeline_save_baselines(d->pipe) != 0 || commit(d) != 0 ||
+      (r = kw_pipeline_create(nc, d->st, d->fp, &np)) != 0 ||
+      (r = kw_pipeline_enable_rules(np, err, sizeof(err))) != 0) {
+    if (r != 0)
+      kw_log(d->log, KW_LOG_ERROR, "reload_failed", "error", err, NULL);
+    kw_pipeline_destroy(np);
     kw_config_destroy(nc);
     return r ? r : d->err;
   }
@@ -704,7 +719,8 @@ static void maybe_stopped(struct kw_daemon *d) {
 
 void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *arg),
                     void *arg) {
-  uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer};
+  uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer,
+                          &d->baseline_timer};
 
   if (cb != NULL) {
     d->stop_cb = cb;
@@ -714,6 +730,8 @@ void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *a
     return;
   if (d->err == 0) {
     write_status(d);
+    if (kw_pipeline_save_baselines(d->pipe) != 0)
+      fail(d, KW_ESTORE, "baselines");
     commit(d);
   }
   d->stopping = true;

@@ -149,8 +149,10 @@ static int open_file(struct kw_tail *t, const char *name, int64_t off, bool rota
 }
 
 /* Looks among path's siblings for a regular file matching want: by inode when ino != 0,
- * else by content (size >= off and the window hash before off equal to hash).  Skips
- * files already open.  Writes the name into out; returns 1 if found. */
+ * else by content (size >= off and the window hash before off equal to hash).  Only
+ * names that start with the log's own name are candidates (rotation keeps it: a.log.1,
+ * a.log-20261122), so an unrelated file that reused a freed inode is never taken for the
+ * log.  Skips files already open.  Writes the name into out; returns 1 if found. */
 static int find_sibling(struct kw_tail *t, uint64_t dev, uint64_t ino, int64_t off,
                         uint64_t hash, uint32_t hash_len, char *out, size_t outlen) {
   DIR *d = opendir(t->dir);
@@ -163,7 +165,7 @@ static int find_sibling(struct kw_tail *t, uint64_t dev, uint64_t ino, int64_t o
     char name[PATH_MAX];
     struct stat st;
     bool open_already = false;
-    if (de->d_name[0] == '.' && (de->d_name[1] == '\0' || strcmp(de->d_name, "..") == 0))
+    if (strncmp(de->d_name, t->base, strlen(t->base)) != 0)
       continue;
     snprintf(name, sizeof(name), "%s/%s", t->dir, de->d_name);
     if (stat(name, &st) != 0 || !S_ISREG(st.st_mode))
@@ -426,23 +428,22 @@ static void resume(struct kw_tail *t, const struct kw_tail_pos *s) {
          "a file being read when keywatch stopped no longer exists (rotated and removed)");
     return;
   }
-  slot = open_file(t, name, 0, !at_path);
-  if (slot < 0) {
-    emit(t, KW_TAIL_ERROR, name, 0, 0, "cannot reopen a file to resume it");
-    return;
-  }
-  struct tfile *f = &t->f[slot];
+  /* Same content up to the saved offset (checked before opening, so that OPENED reports
+   * where reading really resumes)? */
+  int fd = open(name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   uint64_t h = 0;
   uint32_t l = 0;
-  if (f->last_size >= s->offset &&
-      window_hash(kw_reader_fd(f->rd), s->offset, &h, &l) == 0 && h == s->hash &&
-      l == s->hash_len) {
-    kw_reader_seek(f->rd, s->offset);
-    f->hashed_off = -1;
-    rehash(f);
+  bool same = fd >= 0 && fstat(fd, &st) == 0 && st.st_size >= s->offset &&
+              window_hash(fd, s->offset, &h, &l) == 0 && h == s->hash && l == s->hash_len;
+  if (fd >= 0)
+    close(fd);
+  if (same) {
+    if ((slot = open_file(t, name, s->offset, !at_path)) < 0)
+      emit(t, KW_TAIL_ERROR, name, s->offset, 0, "cannot reopen a file to resume it");
     return;
   }
-  /* Shrunk or rewritten while keywatch was down: look for the old bytes in a copy. */
+  /* Shrunk or rewritten while keywatch was down: look for the old bytes in a copy.  A
+   * current file that changed is then read from its start (kw_tail_start()). */
   if (find_sibling(t, 0, 0, s->offset, s->hash, s->hash_len, copy, sizeof(copy))) {
     if (open_file(t, copy, s->offset, true) >= 0)
       emit(t, KW_TAIL_RECOVERED, copy, s->offset, 0,
@@ -451,8 +452,6 @@ static void resume(struct kw_tail *t, const struct kw_tail_pos *s) {
     emit(t, KW_TAIL_GAP, name, s->offset, -1,
          "file truncated or replaced while keywatch was down; its unread end is lost");
   }
-  if (!at_path)
-    close_file(f); /* a rotated file that changed under us: nothing more to read there */
 }
 
 int kw_tail_start(struct kw_tail *t, const struct kw_tail_pos *saved, size_t n) {

@@ -14,7 +14,7 @@ packages=(
   # libraries keywatch links
   libsqlite3-dev libcyaml-dev libyaml-dev libjansson-dev libssl-dev libxxhash-dev libuv1-dev libcurl4-openssl-dev
   # tests
-  libcmocka-dev nginx-light curl sqlite3 python3
+  libcmocka-dev nginx-light curl sqlite3 python3 logrotate wrk bsdutils
   # benchmarks (bench/run.sh): the tools keywatch is compared with
   goaccess time
 )

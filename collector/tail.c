@@ -23,6 +23,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#define COALESCE_MS 5 /* inotify events within this are one wake-up */
+
 struct tfile {
   struct kw_reader *rd; /* NULL: slot free */
   uint64_t dev, ino;
@@ -41,10 +43,10 @@ struct kw_tail {
   struct kw_tail_opts opts;
   struct kw_tail_cbs cbs;
   uv_fs_event_t watch;
-  uv_timer_t poll;
+  uv_timer_t poll, soon; /* soon: inotify events coalesced into one wake-up */
   uv_idle_t more;
   bool watching, started, closing;
-  bool has_more, has_poll, has_watch; /* handles initialised (to be closed) */
+  bool has_more, has_poll, has_watch, has_soon; /* handles initialised (to be closed) */
   int open_handles;
   kw_tail_close_cb close_cb;
   struct tfile f[KW_TAIL_MAX_FILES];
@@ -359,21 +361,27 @@ static void on_more(uv_idle_t *h) {
 
 static void on_poll(uv_timer_t *h) { wake(h->data); }
 
+static void on_soon(uv_timer_t *h) { wake(h->data); }
+
+/* A writer appending line by line raises an inotify event per write: reading once per
+ * COALESCE_MS instead of once per event keeps the cost per line low at high rates, for a
+ * few milliseconds of latency. */
+static void wake_soon(struct kw_tail *t) {
+  if (!uv_is_active((uv_handle_t *)&t->soon))
+    uv_timer_start(&t->soon, on_soon, COALESCE_MS, 0);
+}
+
 static void on_fs_event(uv_fs_event_t *h, const char *filename, int events, int status) {
   struct kw_tail *t = h->data;
   (void)events;
-  if (status < 0 || filename == NULL) {
-    wake(t);
-    return;
-  }
-  if (strcmp(filename, t->base) == 0) {
-    wake(t);
+  if (status < 0 || filename == NULL || strcmp(filename, t->base) == 0) {
+    wake_soon(t);
     return;
   }
   for (int i = 0; i < KW_TAIL_MAX_FILES; i++) {
     const char *slash = t->f[i].rd ? strrchr(t->f[i].name, '/') : NULL;
     if (slash != NULL && strcmp(slash + 1, filename) == 0) {
-      wake(t);
+      wake_soon(t);
       return;
     }
   }
@@ -477,6 +485,10 @@ int kw_tail_start(struct kw_tail *t, const struct kw_tail_pos *saved, size_t n) 
     return r;
   t->poll.data = t;
   t->has_poll = true;
+  if ((r = uv_timer_init(t->loop, &t->soon)) != 0)
+    return r;
+  t->soon.data = t;
+  t->has_soon = true;
   if ((r = uv_fs_event_init(t->loop, &t->watch)) != 0)
     return r;
   t->watch.data = t;
@@ -532,7 +544,7 @@ void kw_tail_close(struct kw_tail *t, kw_tail_close_cb cb) {
   for (int i = 0; i < KW_TAIL_MAX_FILES; i++)
     if (t->f[i].rd != NULL)
       close_file(&t->f[i]);
-  t->open_handles = t->has_more + t->has_poll + t->has_watch;
+  t->open_handles = t->has_more + t->has_poll + t->has_watch + t->has_soon;
   if (t->open_handles == 0) {
     if (cb)
       cb(t, t->cbs.ctx);
@@ -544,6 +556,8 @@ void kw_tail_close(struct kw_tail *t, kw_tail_close_cb cb) {
     uv_close((uv_handle_t *)&t->poll, on_handle_closed);
   if (t->has_watch)
     uv_close((uv_handle_t *)&t->watch, on_handle_closed);
+  if (t->has_soon)
+    uv_close((uv_handle_t *)&t->soon, on_handle_closed);
 }
 
 void kw_tail_destroy(struct kw_tail *t) {

@@ -37,6 +37,7 @@
 #define LAG_WINDOW 65536  /* per source per status interval */
 #define GLOB_SCAN_MS 1000 /* how often globs look for new files */
 #define BASELINE_MS 60000 /* how often the rules' per-key baselines are saved */
+#define CHECKPOINT_MS 1000 /* WAL checkpoints, on a worker thread */
 
 struct src;
 
@@ -102,7 +103,10 @@ struct kw_daemon {
   struct kw_pipeline *pipe;
   struct src *srcs;
   struct group *groups;
-  uv_timer_t commit_timer, status_timer, glob_timer, baseline_timer;
+  uv_timer_t commit_timer, status_timer, glob_timer, baseline_timer, checkpoint_timer;
+  uv_work_t checkpoint;
+  bool checkpointing; /* a checkpoint is running on the thread pool */
+  int checkpoint_err;
   int timers;       /* initialised timers (closed on stop) */
   int open_handles;
   bool stopping;
@@ -191,6 +195,32 @@ static void on_commit_timer(uv_timer_t *h) {
     due = s->dirty || s->ngaps > 0;
   if (due)
     commit(d);
+}
+
+/* The WAL is copied into the database by a worker thread with its own connection
+ * (PASSIVE: it never waits for, or blocks, the loop's commits). */
+static void do_checkpoint(uv_work_t *w) {
+  struct kw_daemon *d = w->data;
+  d->checkpoint_err = kw_store_checkpoint(d->db_path);
+}
+
+static void maybe_stopped(struct kw_daemon *d);
+
+static void after_checkpoint(uv_work_t *w, int status) {
+  struct kw_daemon *d = w->data;
+  d->checkpointing = false;
+  if (status == 0 && d->checkpoint_err != 0)
+    kw_log(d->log, KW_LOG_WARN, "checkpoint_failed", "db", d->db_path, NULL);
+  maybe_stopped(d);
+}
+
+static void on_checkpoint_timer(uv_timer_t *h) {
+  struct kw_daemon *d = h->data;
+  if (d->checkpointing || d->stopping)
+    return;
+  d->checkpoint.data = d;
+  if (uv_queue_work(d->loop, &d->checkpoint, do_checkpoint, after_checkpoint) == 0)
+    d->checkpointing = true;
 }
 
 static void on_baseline_timer(uv_timer_t *h) {
@@ -410,8 +440,6 @@ static void free_src(struct src *s) {
   free(s);
 }
 
-static void maybe_stopped(struct kw_daemon *d);
-
 static void src_closed(struct src *s) {
   struct kw_daemon *d = s->d;
   for (struct src **p = &d->srcs; *p; p = &(*p)->next) {
@@ -588,6 +616,8 @@ int kw_daemon_create(uv_loop_t *loop, struct kw_config *cfg, const char *config_
   }
   d->cfg = cfg;
   kw_pipeline_set_autocommit(d->pipe, false);
+  if (strcmp(db_path, ":memory:") != 0)
+    kw_store_manual_checkpoints(d->st);
   *out = d;
   return 0;
 }
@@ -595,9 +625,11 @@ int kw_daemon_create(uv_loop_t *loop, struct kw_config *cfg, const char *config_
 int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
   int r;
   uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer,
-                          &d->baseline_timer};
-  uv_timer_cb cbs[] = {on_commit_timer, on_status_timer, on_glob_timer, on_baseline_timer};
-  uint64_t every[] = {d->cfg->run.commit_ms, d->cfg->run.status_ms, GLOB_SCAN_MS, BASELINE_MS};
+                          &d->baseline_timer, &d->checkpoint_timer};
+  uv_timer_cb cbs[] = {on_commit_timer, on_status_timer, on_glob_timer, on_baseline_timer,
+                       on_checkpoint_timer};
+  uint64_t every[] = {d->cfg->run.commit_ms, d->cfg->run.status_ms, GLOB_SCAN_MS, BASELINE_MS,
+                      CHECKPOINT_MS};
 
   if (d->cfg->sources_count == 0) {
     snprintf(err, errlen, "no sources: give FILEs or declare sources in the config");
@@ -708,7 +740,7 @@ static void on_timer_closed(uv_handle_t *h) {
 }
 
 static void maybe_stopped(struct kw_daemon *d) {
-  if (!d->stopping || d->srcs != NULL || d->open_handles > 0)
+  if (!d->stopping || d->srcs != NULL || d->open_handles > 0 || d->checkpointing)
     return;
   if (d->stop_cb) {
     void (*cb)(struct kw_daemon *, void *) = d->stop_cb;
@@ -720,7 +752,7 @@ static void maybe_stopped(struct kw_daemon *d) {
 void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *arg),
                     void *arg) {
   uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer,
-                          &d->baseline_timer};
+                          &d->baseline_timer, &d->checkpoint_timer};
 
   if (cb != NULL) {
     d->stop_cb = cb;

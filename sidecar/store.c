@@ -702,6 +702,24 @@ int kw_store_name_key(struct kw_store *st, const uint8_t *fp, const char *prefix
 
 sqlite3 *kw__store_db(struct kw_store *st) { return st->db; }
 
+int kw_store_manual_checkpoints(struct kw_store *st) {
+  return sqlite3_wal_autocheckpoint(st->db, 0) == SQLITE_OK ? 0 : KW_ESTORE;
+}
+
+int kw_store_checkpoint(const char *path) {
+  sqlite3 *db = NULL;
+  int r = KW_ESTORE;
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) ==
+      SQLITE_OK) {
+    sqlite3_busy_timeout(db, 1000);
+    if (sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
+        SQLITE_OK)
+      r = 0;
+  }
+  sqlite3_close(db);
+  return r;
+}
+
 int kw__store_begin(struct kw_store *st) { return st->rdonly ? KW_EINVAL : begin(st); }
 
 int64_t kw__store_key_id(struct kw_store *st, const uint8_t *fp) {

@@ -37,6 +37,16 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
  * Returns 0 or KW_ESTORE. */
 int kw_store_close(struct kw_store *st);
 
+/* Turns off SQLite's automatic checkpoints on this writer: the owner runs
+ * kw_store_checkpoint() elsewhere (a worker thread), so that copying the WAL into the
+ * database never stalls the writer's commits.  Returns 0 or KW_ESTORE. */
+int kw_store_manual_checkpoints(struct kw_store *st);
+
+/* Opens its own connection to path and runs a PASSIVE checkpoint (which never blocks the
+ * writer or readers).  Thread: any — this is meant for a worker thread.  Returns 0 or
+ * KW_ESTORE. */
+int kw_store_checkpoint(const char *path);
+
 /* Last SQLite error text of st (for messages). */
 const char *kw_store_errmsg(const struct kw_store *st);
 

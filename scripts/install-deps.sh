@@ -13,8 +13,9 @@ packages=(
   build-essential cmake pkg-config clang
   # libraries keywatch links
   libsqlite3-dev libcyaml-dev libyaml-dev libjansson-dev libssl-dev libxxhash-dev libuv1-dev libcurl4-openssl-dev
+  libpcap-dev libhttp-parser-dev
   # tests
-  libcmocka-dev nginx-light curl sqlite3 python3 logrotate wrk bsdutils
+  libcmocka-dev nginx-light curl sqlite3 python3 logrotate wrk bsdutils tcpdump
   # benchmarks (bench/run.sh): the tools keywatch is compared with
   goaccess time
 )

@@ -11,9 +11,11 @@
  * A completion (on_sent) frees its slot, marks the row and, when the pass left work for
  * lack of room, kicks the next pass.
  *
- * Per-sink state:  healthy (sink_inflight at a time) ──failure──► paused until
- * now + backoff(failures) ──pause over──► probing (1 at a time) ──success──► healthy
- *                                              └──failure──► paused (longer)
+ * Per-sink state:
+ *   start ──► probing (1 at a time) ──success──► healthy (sink_inflight at a time)
+ *                 ▲    └──failure──► paused until now + backoff(failures)   │
+ *                 └──────── pause over ─────────┘ ◄──────── failure ────────┘
+ * A sink starts probing: one that is down at start costs one attempt, not a wave.
  *
  * Invariants: a row id is in at most one used slot; inflight == used slots == Σ per-sink
  * inflight; every slot handed to kw_sink_send() is called back exactly once (sink
@@ -48,6 +50,7 @@ struct slot {
 };
 
 struct sink_state {
+  bool proven;          /* has acknowledged a delivery since start */
   unsigned failures;    /* consecutive */
   int64_t paused_until; /* wall µs; 0: not paused */
   unsigned inflight;
@@ -146,13 +149,20 @@ static void mark_done(struct kw_outbox *ob, int64_t row_id) {
     kw_log(ob->o.log, KW_LOG_ERROR, "outbox_mark_failed", "error", kw_strerror(r), NULL);
 }
 
+/* A failure pauses the sink.  Failures of deliveries that were in flight together count
+ * once: the first pauses, the others find it paused already (else 8 concurrent refusals
+ * would jump the pause straight to 2^8 steps). */
 static void sink_failed(struct kw_outbox *ob, size_t i) {
   struct sink_state *s = &ob->ss[i];
+  int64_t now = kw_time_now();
+  if (s->paused_until > now)
+    return;
   s->failures++;
-  s->paused_until = kw_time_now() + backoff_us(ob, s->failures);
+  s->paused_until = now + backoff_us(ob, s->failures);
 }
 
 static void sink_ok(struct kw_outbox *ob, size_t i) {
+  ob->ss[i].proven = true;
   ob->ss[i].failures = 0;
   ob->ss[i].paused_until = 0;
 }
@@ -330,7 +340,8 @@ static int dispatch(struct kw_outbox *ob, const struct due *d, int64_t now) {
   }
   if (ob->ss[i].paused_until > now)
     return 0;
-  if (ob->ss[i].inflight >= (ob->ss[i].failures ? 1u : ob->o.sink_inflight)) {
+  if (ob->ss[i].inflight >=
+      (ob->ss[i].failures || !ob->ss[i].proven ? 1u : ob->o.sink_inflight)) {
     ob->more = true;
     return 0;
   }

@@ -15,7 +15,8 @@
  *    up to jitter_pct % (1 s, 2 s, 4 s … 5 min);
  *  - a sink that fails is paused for the same schedule (by its consecutive failures) and
  *    then probed with one delivery at a time, so a dead webhook costs one attempt per
- *    backoff step, not one per queued alert; the first success resumes full speed;
+ *    backoff step, not one per queued alert; the first success resumes full speed.
+ *    A sink also starts out probing, until it has acknowledged one delivery;
  *  - a row for a sink that is not configured (renamed, removed) is retried with backoff
  *    and logged; a row whose alert is below the sink's min_severity is marked done
  *    unsent (counted as skipped); a row whose alert no longer exists is marked done and

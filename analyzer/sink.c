@@ -79,7 +79,12 @@ int kw_sink_open(uv_loop_t *loop, const struct kw_sink_cfg *cfg, struct kw_sink 
     snprintf(err, errlen, "min_severity: '%s' is not a severity", cfg->min_severity);
     goto out;
   }
-  snprintf(s->name, sizeof(s->name), "%s", cfg->name ? cfg->name : cfg->type);
+  if (snprintf(s->name, sizeof(s->name), "%s", cfg->name ? cfg->name : cfg->type) >=
+      (int)sizeof(s->name)) {
+    r = KW_EINVAL;
+    snprintf(err, errlen, "name: longer than %zu characters", sizeof(s->name) - 1);
+    goto out;
+  }
   if ((r = s->ops.create(loop, cfg, &s->ctx, err, errlen)) != 0)
     goto out;
   *out = s;
@@ -112,32 +117,22 @@ int kw_sink_reopen(struct kw_sink *s) {
   return s->closing ? KW_ECANCELED : s->ops.reopen(s->ctx);
 }
 
-struct close_req {
-  struct kw_sink *s;
-  kw_sink_close_cb cb;
-  void *arg;
-};
-
 static void on_sink_closed(void *arg) {
-  struct close_req *c = arg;
-  kw_sink_close_cb cb = c->cb;
-  void *cb_arg = c->arg;
-  free(c->s);
-  free(c);
+  struct kw_sink *s = arg;
+  kw_sink_close_cb cb = s->close_cb;
+  void *cb_arg = s->close_arg;
+  free(s);
   if (cb)
     cb(cb_arg);
 }
 
 void kw_sink_close(struct kw_sink *s, kw_sink_close_cb cb, void *arg) {
-  struct close_req *c;
   if (s == NULL || s->closing)
     return;
   s->closing = true;
-  c = malloc(sizeof(*c));
-  if (c == NULL)
-    abort(); /* 24 bytes at shutdown; nothing sensible to do without them */
-  *c = (struct close_req){s, cb, arg};
-  s->ops.close(s->ctx, on_sink_closed, c);
+  s->close_cb = cb;
+  s->close_arg = arg;
+  s->ops.close(s->ctx, on_sink_closed, s);
 }
 
 /* ---- the set ------------------------------------------------------------------------- */

@@ -68,6 +68,8 @@ struct kw_sink {
   char name[64];
   int min_severity; /* enum kw_severity */
   bool closing;
+  kw_sink_close_cb close_cb; /* private: kw_sink_close()'s */
+  void *close_arg;
 };
 
 /* The ops of a registered kind with defaults filled in, copied to *out.

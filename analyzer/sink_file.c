@@ -5,7 +5,7 @@
  * batch is in flight at a time, which keeps lines in send order and makes every write
  * one writev of whole lines:
  *
- *   IDLE ──send──► WRITING ──all bytes──► SYNCING (file) ──► callbacks ──► IDLE / next batch
+ *   IDLE ──send (batch starts on the next loop iteration)──► WRITING ──all bytes──► SYNCING (file) ──► callbacks ──► IDLE / next batch
  *                     │ short write: write the rest            │
  *                     └─ error ──────────────► callbacks(error) ┘
  *
@@ -71,7 +71,7 @@ struct file_sink {
   bool need_newline; /* the last batch left a partial line in the file */
   bool reopen_pending, closing;
   uv_fs_t req;
-  uv_timer_t handle; /* closed last: its close callback frees the sink */
+  uv_timer_t handle; /* starts batches (0 ms); closed last: its close callback frees */
   kw_sink_close_cb close_cb;
   void *close_arg;
 };
@@ -132,6 +132,12 @@ static int file_create(uv_loop_t *loop, const struct kw_sink_cfg *cfg, void **ct
   return create_common(loop, cfg, false, ctx, err, errlen);
 }
 
+static void on_kick(uv_timer_t *t) {
+  struct file_sink *f = t->data;
+  if (f->state == IDLE && f->head != NULL && !f->closing)
+    start_batch(f);
+}
+
 static int file_send(void *ctx, const char *json, size_t len, int severity, kw_sink_done_cb cb,
                      void *arg) {
   struct file_sink *f = ctx;
@@ -154,8 +160,10 @@ static int file_send(void *ctx, const char *json, size_t len, int severity, kw_s
   *f->tail = it;
   f->tail = &it->next;
   f->queued++;
+  /* The batch starts from the loop, never from here: whatever else is sent in this
+   * iteration joins it, and no callback can run inside send(). */
   if (f->state == IDLE)
-    start_batch(f);
+    uv_timer_start(&f->handle, on_kick, 0, 0);
   return 0;
 }
 

@@ -15,6 +15,8 @@
  *  - gaps are queued on the src (copied) and written at the next commit.
  */
 #include "daemon.h"
+#include "../analyzer/outbox.h"
+#include "../analyzer/sink.h"
 #include "../collector/format.h"
 #include "../collector/syslog.h"
 #include "../collector/tail.h"
@@ -101,6 +103,9 @@ struct kw_daemon {
   struct kw_store *st;
   struct kw_fingerprint *fp;
   struct kw_pipeline *pipe;
+  struct kw_sinks *sinks;   /* where alerts go (NULL: none configured) */
+  struct kw_outbox *outbox; /* delivers them, marks joining our group commits */
+  uint64_t alerts_seen;     /* pipeline alert count at the last kick */
   struct src *srcs;
   struct group *groups;
   uv_timer_t commit_timer, status_timer, glob_timer, baseline_timer, checkpoint_timer;
@@ -157,6 +162,11 @@ static int commit(struct kw_daemon *d) {
     r = kw_pipeline_commit(d->pipe);
   if (r != 0)
     fail(d, r, "commit");
+  /* New alerts are committed with their outbox rows: deliver them now. */
+  if (r == 0 && d->outbox != NULL && kw_pipeline_stats(d->pipe)->alerts != d->alerts_seen) {
+    d->alerts_seen = kw_pipeline_stats(d->pipe)->alerts;
+    kw_outbox_kick(d->outbox);
+  }
   return r;
 }
 
@@ -190,7 +200,7 @@ static void write_status(struct kw_daemon *d) {
 
 static void on_commit_timer(uv_timer_t *h) {
   struct kw_daemon *d = h->data;
-  bool due = kw_store_pending(d->st) > 0;
+  bool due = kw_store_in_batch(d->st); /* calls, outbox marks, anything written */
   for (struct src *s = d->srcs; s != NULL && !due; s = s->next)
     due = s->dirty || s->ngaps > 0;
   if (due)
@@ -644,6 +654,16 @@ int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
     if ((r = uv_timer_start(timers[i], cbs[i], every[i], every[i])) != 0)
       return r;
   }
+  if (d->cfg->sinks_count > 0) {
+    struct kw_outbox_opts o = {.store = d->st, .log = d->log, .owner_commits = true};
+    if ((r = kw_sink_open_all(d->loop, d->cfg, &d->sinks, err, errlen)) != 0)
+      return r;
+    o.sinks = d->sinks;
+    if ((r = kw_outbox_init(d->loop, &o, &d->outbox)) != 0) {
+      snprintf(err, errlen, "cannot start alert delivery: %s", kw_strerror(r));
+      return r;
+    }
+  }
   for (unsigned i = 0; i < d->cfg->sources_count; i++)
     if ((r = add_configured(d, &d->cfg->sources[i], err, errlen)) != 0)
       return r;
@@ -729,8 +749,33 @@ int kw_daemon_reload(struct kw_daemon *d) {
       kw_log(d->log, KW_LOG_ERROR, "source_failed", "source", c->name, "error", err, NULL);
   }
   kw_config_destroy(old);
+  if (d->sinks != NULL && kw_sink_reopen_all(d->sinks) != 0)
+    kw_log(d->log, KW_LOG_WARN, "sink_reopen_failed", NULL);
   kw_log(d->log, KW_LOG_INFO, "reloaded", "config", d->config_path, NULL);
   return 0;
+}
+
+/* Closing alert delivery: the outbox first (it must not find a sink gone mid-pass), then
+ * the sinks; one open_handles count is held from the start until the sinks are closed. */
+static void on_sinks_closed(void *arg) {
+  struct kw_daemon *d = arg;
+  d->open_handles--;
+  maybe_stopped(d);
+}
+
+static void close_sinks(struct kw_daemon *d) {
+  struct kw_sinks *set = d->sinks;
+  d->sinks = NULL;
+  if (set != NULL)
+    kw_sink_close_all(set, on_sinks_closed, d);
+  else
+    on_sinks_closed(d);
+}
+
+static void on_outbox_closed(void *arg) {
+  struct kw_daemon *d = arg;
+  d->outbox = NULL;
+  close_sinks(d);
 }
 
 static void on_timer_closed(uv_handle_t *h) {
@@ -780,6 +825,13 @@ void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *a
   for (int i = 0; i < d->timers; i++)
     uv_close((uv_handle_t *)timers[i], on_timer_closed);
   d->timers = 0;
+  if (d->outbox != NULL || d->sinks != NULL) {
+    d->open_handles++;
+    if (d->outbox != NULL)
+      kw_outbox_close(d->outbox, on_outbox_closed, d);
+    else
+      close_sinks(d);
+  }
   maybe_stopped(d);
 }
 

@@ -585,6 +585,8 @@ int kw_store_add_lines(struct kw_store *st, uint32_t source_id, int64_t lines,
 
 size_t kw_store_pending(const struct kw_store *st) { return st->pending; }
 
+bool kw_store_in_batch(const struct kw_store *st) { return st->in_tx; }
+
 static int flush_aggs(struct kw_store *st) {
   sqlite3_stmt *s;
 

@@ -16,6 +16,7 @@
 
 #include "call.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,9 @@ int kw_store_add_call(struct kw_store *st, const struct kw_call *call);
 /* Adds line counters to a source, committed with the batch. */
 int kw_store_add_lines(struct kw_store *st, uint32_t source_id, int64_t lines,
                        int64_t malformed, int64_t bytes);
+
+/* Whether a batch is open (anything written since the last commit). */
+bool kw_store_in_batch(const struct kw_store *st);
 
 /* Calls buffered since the last commit. */
 size_t kw_store_pending(const struct kw_store *st);

@@ -6,6 +6,9 @@
  * Progress goes to stderr when it is a terminal; the summary to stderr, or as one JSON
  * document to stdout with --json.
  */
+#include "../analyzer/outbox.h"
+#include "../analyzer/sink.h"
+#include "../collector/capture.h"
 #include "../collector/format.h"
 #include "../analyzer/engine.h"
 #include "../collector/reader.h"
@@ -106,6 +109,77 @@ static void report_malformed(struct ingest *in, const char *file, uint64_t linen
   (*shown)++;
 }
 
+struct cap_ctx {
+  struct ingest *in;
+  struct kw_capture *cap;
+  uint32_t src;
+  int err; /* a store error: stop */
+};
+
+static void on_capture_rec(const struct kw_rec *rec, size_t wire_bytes, void *arg) {
+  struct cap_ctx *c = arg;
+  int r;
+  if (c->err != 0)
+    return;
+  r = kw_pipeline_rec(c->in->pipe, rec, c->src, wire_bytes);
+  if (r != 0) {
+    c->err = r;
+    kw_capture_stop(c->cap);
+  }
+  if ((kw_pipeline_stats(c->in->pipe)->lines & 0x3fff) == 0)
+    draw_progress(c->in, false);
+}
+
+/* A pcap or pcapng file: every HTTP/1.x request found in its TCP streams becomes a call,
+ * counted as one "line" of the source. */
+static int ingest_capture(struct ingest *in, const char *path) {
+  struct kw_cli *cli = in->cli;
+  struct kw_capture_opts o = {.headers = (const char *const *)cli->cfg->identity.headers,
+                              .nheaders = cli->cfg->identity.headers_count};
+  struct cap_ctx c = {.in = in};
+  char err[1024], source[PATH_MAX + 8];
+  const struct kw_capture_stats *st;
+  int r;
+
+  if (strcmp(path, "-") == 0) {
+    kw_cli_error(cli, "a packet capture on standard input is not supported; give its file");
+    return KW_EXIT_FAIL;
+  }
+  if ((r = kw_capture_open_file(path, &o, &c.cap, err, sizeof(err))) != 0) {
+    kw_cli_error(cli, "%s", err);
+    return KW_EXIT_FAIL;
+  }
+  if (realpath(path, source) == NULL)
+    snprintf(source, sizeof(source), "%s", path);
+  if (kw_store_source(in->st, source, "pcap", "pcap", &c.src) != 0) {
+    kw_cli_error(cli, "database error: %s", kw_store_errmsg(in->st));
+    kw_capture_destroy(c.cap);
+    return -1;
+  }
+  err[0] = '\0';
+  r = kw_capture_run(c.cap, on_capture_rec, &c, err, sizeof(err));
+  st = kw_capture_stats(c.cap);
+  in->done_bytes += kw_capture_offset(c.cap);
+  if (c.err != 0) {
+    kw_cli_error(cli, "database error while storing %s: %s", path, kw_store_errmsg(in->st));
+    kw_capture_destroy(c.cap);
+    return -1;
+  }
+  if (!in->quiet)
+    kw_cli_error(cli,
+                 "%s: %llu packets, %llu HTTP requests, %llu non-HTTP flows, %llu gaps "
+                 "(%llu bytes lost), %llu decode errors",
+                 path, (unsigned long long)st->packets, (unsigned long long)st->records,
+                 (unsigned long long)st->non_http_flows, (unsigned long long)st->gaps,
+                 (unsigned long long)st->gap_bytes, (unsigned long long)st->decode_errors);
+  if (r == KW_EPARSE) /* damaged or truncated: what came before it is stored */
+    kw_cli_error(cli, "%s", err);
+  else if (r != 0)
+    kw_cli_error(cli, "%s: %s", path, err[0] ? err : kw_strerror(r));
+  kw_capture_destroy(c.cap);
+  return r == 0 || r == KW_EPARSE ? 0 : KW_EXIT_FAIL;
+}
+
 static int ingest_file(struct ingest *in, const char *path) {
   struct kw_cli *cli = in->cli;
   struct kw_reader *rd = NULL;
@@ -126,10 +200,8 @@ static int ingest_file(struct ingest *in, const char *path) {
   }
   n = kw_reader_peek(rd, &sample, SAMPLE_BYTES);
   if (is_capture((const unsigned char *)sample, n)) {
-    kw_cli_error(cli, "%s is a packet capture (pcap/pcapng); this version reads access logs "
-                      "only", path);
     kw_reader_close(rd);
-    return KW_EXIT_FAIL;
+    return ingest_capture(in, path);
   }
   if (n == 0) {
     if (!in->quiet)
@@ -284,6 +356,74 @@ static void explain_print(struct ingest *in, struct explain_opts *o) {
   else
     printf("\n%zu keys tracked, %zu bytes of state (%zu per key)\n", kw_engine_tracked(e),
            kw_engine_bytes(e), kw_engine_state_size(e));
+}
+
+/* ---- alert delivery after a one-shot ingest ----------------------------------------- */
+
+#define DELIVER_TIMEOUT_MS 15000
+
+struct deliver {
+  struct kw_sinks *sinks;
+  struct kw_outbox *ob;
+  int64_t left;
+  int status;
+};
+
+static void on_sinks_closed(void *arg) { (void)arg; }
+
+static void on_outbox_closed(void *arg) {
+  struct deliver *dv = arg;
+  kw_sink_close_all(dv->sinks, on_sinks_closed, dv);
+}
+
+static void on_drained(int status, int64_t left, void *arg) {
+  struct deliver *dv = arg;
+  dv->status = status;
+  dv->left = left;
+  kw_outbox_close(dv->ob, on_outbox_closed, dv);
+}
+
+/* Delivers the alerts waiting in the outbox (this run's and any earlier ones) to the
+ * configured sinks, for up to DELIVER_TIMEOUT_MS; what is left stays queued for the next
+ * ingest or `keywatch run`.  Returns KW_EXIT_OK or KW_EXIT_FAIL. */
+static int deliver_alerts(struct ingest *in) {
+  struct kw_cli *cli = in->cli;
+  struct deliver dv = {.left = -1};
+  struct kw_outbox_opts o = {.store = in->st};
+  struct kw_outbox_stats os = {0};
+  uv_loop_t loop;
+  char err[1024];
+  int r, rc = KW_EXIT_OK;
+
+  if (cli->cfg->sinks_count == 0)
+    return KW_EXIT_OK;
+  if (uv_loop_init(&loop) != 0)
+    return KW_EXIT_FAIL;
+  if ((r = kw_sink_open_all(&loop, cli->cfg, &dv.sinks, err, sizeof(err))) != 0) {
+    kw_cli_error(cli, "%s", err);
+    rc = KW_EXIT_USAGE;
+  } else {
+    o.sinks = dv.sinks;
+    if ((r = kw_outbox_init(&loop, &o, &dv.ob)) != 0 ||
+        (r = kw_outbox_drain(dv.ob, DELIVER_TIMEOUT_MS, on_drained, &dv)) != 0) {
+      kw_cli_error(cli, "cannot deliver alerts: %s", kw_strerror(r));
+      if (dv.ob != NULL)
+        kw_outbox_close(dv.ob, on_outbox_closed, &dv);
+      else
+        kw_sink_close_all(dv.sinks, on_sinks_closed, &dv);
+      rc = KW_EXIT_FAIL;
+    } else {
+      kw_outbox_stats(dv.ob, &os);
+    }
+  }
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop) != 0)
+    rc = KW_EXIT_FAIL;
+  if (rc == KW_EXIT_OK && dv.left > 0)
+    kw_cli_error(cli, "%lld alert deliveries still pending (a sink is failing); they stay "
+                      "queued for the next ingest or keywatch run",
+                 (long long)dv.left);
+  return rc;
 }
 
 static void secret_path(const struct kw_cli *cli, char *buf, size_t len) {
@@ -449,10 +589,13 @@ static int run(struct kw_cli *cli, int argc, char **argv, bool explain) {
     goto out;
   }
   name_keys(&in);
-  if (explain)
+  if (explain) {
     explain_print(&in, &xo);
-  else
+  } else {
     summary(&in, argc - optind);
+    if (rules && (r = deliver_alerts(&in)) != KW_EXIT_OK && rc == KW_EXIT_OK)
+      rc = r;
+  }
 out:
   kw_pipeline_destroy(in.pipe);
   if (kw_store_close(in.st) != 0 && rc == 0)

@@ -32,6 +32,9 @@ static void help(void) {
          "  --log-format STR    an nginx log_format for the FILEs (implies --format nginx)\n"
          "  --syslog ADDR       also receive syslog on ADDR: udp://HOST:PORT or\n"
          "                      tcp://HOST:PORT (nginx: access_log syslog:server=...)\n"
+         "  --interface IFACE   also capture HTTP/1.x API traffic on a network interface\n"
+         "                      (libpcap; needs CAP_NET_RAW)\n"
+         "  --bpf FILTER        capture filter for --interface (e.g. 'tcp port 8080')\n"
          "  --from-end          FILEs without a saved position start at their end\n"
          "  --log-level LEVEL   debug, info (default), warn, error\n"
          "  --db PATH           database (default ./keywatch.db)\n"
@@ -86,7 +89,10 @@ static int add_source(struct kw_config *cfg, const char *type, const char *where
   memset(s, 0, sizeof(*s));
   cfg->sources_count++;
   if (kw_config_set(&s->type, type) || kw_config_set(&s->name, where) ||
-      kw_config_set(strcmp(type, "file") == 0 ? &s->path : &s->listen, where) ||
+      kw_config_set(strcmp(type, "file") == 0     ? &s->path
+                    : strcmp(type, "syslog") == 0 ? &s->listen
+                                                  : &s->interface,
+                    where) ||
       (format && kw_config_set(&s->format, format)) ||
       (log_format && kw_config_set(&s->log_format, log_format)) ||
       kw_config_set(&s->start_at, from_end ? "end" : "beginning"))
@@ -124,6 +130,8 @@ int kw_cmd_run(struct kw_cli *cli, int argc, char **argv) {
       {"format", required_argument, NULL, 'f'},
       {"log-format", required_argument, NULL, 'L'},
       {"syslog", required_argument, NULL, 's'},
+      {"interface", required_argument, NULL, 'i'},
+      {"bpf", required_argument, NULL, 'B'},
       {"from-end", no_argument, NULL, 'e'},
       {"log-level", required_argument, NULL, 'l'},
       {NULL, 0, NULL, 0},
@@ -131,6 +139,7 @@ int kw_cmd_run(struct kw_cli *cli, int argc, char **argv) {
   static const int signums[] = {SIGTERM, SIGINT, SIGHUP};
   struct run run = {.cli = cli, .log = {.f = stderr, .min = KW_LOG_INFO}};
   const char *format = NULL, *log_format = NULL, *syslog_addr = NULL, *level = NULL;
+  const char *iface = NULL, *bpf = NULL;
   struct kw_config *cfg;
   bool from_end = false;
   char err[1024], detected[64];
@@ -144,6 +153,8 @@ int kw_cmd_run(struct kw_cli *cli, int argc, char **argv) {
     case 'f': format = optarg; break;
     case 'L': log_format = optarg; break;
     case 's': syslog_addr = optarg; break;
+    case 'i': iface = optarg; break;
+    case 'B': bpf = optarg; break;
     case 'e': from_end = true; break;
     case 'l': level = optarg; break;
     default: return kw_cli_bad_option(cli, argv);
@@ -174,9 +185,16 @@ int kw_cmd_run(struct kw_cli *cli, int argc, char **argv) {
   if (syslog_addr != NULL &&
       add_source(cfg, "syslog", syslog_addr, format, log_format, false) != 0)
     return KW_EXIT_FAIL;
+  if (iface != NULL) {
+    if (add_source(cfg, "pcap", iface, NULL, NULL, false) != 0 ||
+        (bpf && kw_config_set(&cfg->sources[cfg->sources_count - 1].bpf, bpf) != 0))
+      return KW_EXIT_FAIL;
+  } else if (bpf != NULL) {
+    return kw_cli_usage_error(cli, "--bpf goes with --interface");
+  }
   if (cfg->sources_count == 0)
-    return kw_cli_usage_error(cli, "nothing to follow: give FILEs, --syslog ADDR, or "
-                                   "sources in the config");
+    return kw_cli_usage_error(cli, "nothing to follow: give FILEs, --syslog ADDR, --interface "
+                                   "IFACE, or sources in the config");
   run.loop = uv_default_loop();
   /* The daemon owns the configuration from here on (it may replace it on reload). */
   cli->cfg = NULL;

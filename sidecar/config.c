@@ -110,6 +110,9 @@ static const cyaml_schema_field_t source_fields[] = {
     STR_FIELD("log_format", struct kw_source_cfg, log_format),
     STR_FIELD("escape", struct kw_source_cfg, escape),
     STR_FIELD("start_at", struct kw_source_cfg, start_at),
+    STR_FIELD("interface", struct kw_source_cfg, interface),
+    STR_FIELD("bpf", struct kw_source_cfg, bpf),
+    CYAML_FIELD_UINT("snaplen", CYAML_FLAG_OPTIONAL, struct kw_source_cfg, snaplen),
     CYAML_FIELD_END,
 };
 
@@ -194,7 +197,7 @@ static const char *const known_escapes[] = {"default", "json", "none", NULL};
 static const char *const known_time_formats[] = {"auto", "iso8601", "epoch_s", "epoch_ms",
                                                  "epoch_us", "epoch_ns", "clf", NULL};
 static const char *const known_units[] = {"s", "ms", "us", "ns", NULL};
-static const char *const known_source_types[] = {"file", "syslog", NULL};
+static const char *const known_source_types[] = {"file", "syslog", "pcap", NULL};
 static const char *const known_start_at[] = {"beginning", "end", NULL};
 static const char *const known_log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const known_sink_types[] = {"stdout", "file", "webhook", "syslog", NULL};
@@ -274,9 +277,11 @@ static int apply_defaults(struct kw_config *c) {
   for (unsigned i = 0; i < c->sources_count; i++) {
     struct kw_source_cfg *src = &c->sources[i];
     if (src->type == NULL)
-      r = r ? r : kw_config_set(&src->type, src->listen && !src->path ? "syslog" : "file");
-    if (src->name == NULL && (src->path || src->listen))
-      r = r ? r : kw_config_set(&src->name, src->path ? src->path : src->listen);
+      r = r ? r : kw_config_set(&src->type, src->interface ? "pcap"
+                                            : src->listen && !src->path ? "syslog" : "file");
+    if (src->name == NULL && (src->path || src->listen || src->interface))
+      r = r ? r : kw_config_set(&src->name, src->path ? src->path
+                                            : src->listen ? src->listen : src->interface);
     if (src->start_at == NULL)
       r = r ? r : kw_config_set(&src->start_at, "beginning");
   }
@@ -410,6 +415,8 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
     if (strcmp(src->type, "syslog") == 0 && src->listen == NULL)
       return kw_config_error(c, field, err, errlen,
                              "a syslog source needs 'listen' (udp://HOST:PORT or tcp://…)");
+    if (strcmp(src->type, "pcap") == 0 && src->interface == NULL)
+      return kw_config_error(c, field, err, errlen, "a pcap source needs 'interface'");
     for (unsigned j = 0; j < i; j++) {
       if (strcmp(c->sources[j].name, src->name) == 0) {
         snprintf(field, sizeof(field), "sources.%u.name", i);

@@ -62,13 +62,16 @@ struct kw_key_name_cfg {
 /* A source for `keywatch run`. */
 struct kw_source_cfg {
   char *name;       /* default: the path or listen address */
-  char *type;       /* file, syslog */
+  char *type;       /* file, syslog, pcap */
   char *path;       /* file: a path or a glob (a "*" in the last component) */
   char *listen;     /* syslog: udp://HOST:PORT or tcp://HOST:PORT */
   char *format;     /* overrides ingest.format for this source */
   char *log_format; /* overrides ingest.log_format */
   char *escape;     /* overrides ingest.escape */
   char *start_at;   /* file with no saved position: beginning (default) or end */
+  char *interface;  /* pcap: the network interface to capture on ("lo", "eth0") */
+  char *bpf;        /* pcap: BPF filter ("tcp port 8080") */
+  unsigned snaplen; /* pcap: bytes captured per packet (0: 262144) */
 };
 
 /* The daemon's loop settings. */

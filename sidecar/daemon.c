@@ -17,6 +17,7 @@
 #include "daemon.h"
 #include "../analyzer/outbox.h"
 #include "../analyzer/sink.h"
+#include "../collector/capture.h"
 #include "../collector/format.h"
 #include "../collector/syslog.h"
 #include "../collector/tail.h"
@@ -69,6 +70,10 @@ struct src {
   struct kw_format fmt;
   struct kw_tail *tail;
   struct kw_syslog *sl;
+  struct kw_capture *cap; /* pcap: live capture, its poll handle and tick timer */
+  uv_poll_t cap_poll;
+  uv_timer_t cap_tick;
+  int cap_handles;
   bool dirty, closing, started;
   uint64_t lines, lines_at_status;
   int64_t status_at;
@@ -121,7 +126,7 @@ struct kw_daemon {
   void *stop_arg;
 };
 
-static const struct src_ops file_ops, syslog_ops;
+static const struct src_ops file_ops, syslog_ops, pcap_ops;
 
 /* ---- commit ------------------------------------------------------------------------ */
 
@@ -422,14 +427,130 @@ static const struct src_ops syslog_ops = {
     .close = syslog_close,
 };
 
+/* ---- pcap sources (live capture) ---------------------------------------------------- */
+
+static void on_capture_rec(const struct kw_rec *rec, size_t wire_bytes, void *ctx) {
+  struct src *s = ctx;
+  struct kw_daemon *d = s->d;
+  int r;
+
+  if (d->err != 0 || s->closing)
+    return;
+  if ((r = kw_pipeline_rec(d->pipe, rec, s->id, wire_bytes + 1)) != 0) {
+    fail(d, r, "store");
+    return;
+  }
+  if (s->nts < LAG_SAMPLES && kw_pipeline_stats(d->pipe)->last_ts_us > 0)
+    s->ts[s->nts++] = kw_pipeline_stats(d->pipe)->last_ts_us;
+  s->lines++;
+  if (kw_store_pending(d->st) >= d->cfg->ingest.batch_rows)
+    commit(d);
+}
+
+static void on_capture_readable(uv_poll_t *h, int status, int events) {
+  struct src *s = h->data;
+  char err[256];
+  (void)events;
+  if (status < 0 || s->closing)
+    return;
+  if (kw_capture_dispatch(s->cap, 10000, err, sizeof(err)) < 0)
+    kw_log(s->d->log, KW_LOG_WARN, "capture_error", "source", s->name, "error", err, NULL);
+}
+
+static void on_capture_tick(uv_timer_t *h) {
+  struct src *s = h->data;
+  if (!s->closing)
+    kw_capture_tick(s->cap, kw_time_now());
+}
+
+static int pcap_start(struct src *s, char *err, size_t errlen) {
+  struct kw_daemon *d = s->d;
+  const struct kw_source_cfg *c = NULL;
+  struct kw_capture_opts o = {.headers = (const char *const *)d->cfg->identity.headers,
+                              .nheaders = d->cfg->identity.headers_count};
+  int r;
+
+  for (unsigned i = 0; i < d->cfg->sources_count; i++)
+    if (strcmp(d->cfg->sources[i].name, s->cfg_name) == 0)
+      c = &d->cfg->sources[i];
+  if (c == NULL || c->interface == NULL) {
+    snprintf(err, errlen, "source '%s': no interface", s->cfg_name);
+    return KW_EINVAL;
+  }
+  o.bpf = c->bpf;
+  o.snaplen = (int)c->snaplen;
+  if ((r = kw_capture_open_live(c->interface, &o, on_capture_rec, s, &s->cap, err, errlen)))
+    return r;
+  if ((r = uv_poll_init(d->loop, &s->cap_poll, kw_capture_fd(s->cap))) != 0)
+    goto fail;
+  s->cap_poll.data = s;
+  s->cap_handles++;
+  if ((r = uv_timer_init(d->loop, &s->cap_tick)) != 0)
+    goto fail;
+  s->cap_tick.data = s;
+  s->cap_handles++;
+  if ((r = uv_poll_start(&s->cap_poll, UV_READABLE, on_capture_readable)) != 0 ||
+      (r = uv_timer_start(&s->cap_tick, on_capture_tick, 1000, 1000)) != 0)
+    goto fail;
+  return 0;
+fail:
+  snprintf(err, errlen, "source '%s': cannot watch the capture: %s", s->cfg_name,
+           uv_strerror(r));
+  return r;
+}
+
+static void pcap_status(struct src *s, struct kw_source_status *st) {
+  const struct kw_capture_stats *cs = kw_capture_stats(s->cap);
+  static _Thread_local char detail[256];
+  st->state = "capturing";
+  st->drops = (int64_t)(cs->pcap_dropped + cs->pcap_ifdropped);
+  snprintf(detail, sizeof(detail),
+           "packets=%llu requests=%llu non_http_flows=%llu gaps=%llu gap_bytes=%llu "
+           "decode_errors=%llu bound_drops=%llu",
+           (unsigned long long)cs->packets, (unsigned long long)cs->records,
+           (unsigned long long)cs->non_http_flows, (unsigned long long)cs->gaps,
+           (unsigned long long)cs->gap_bytes, (unsigned long long)cs->decode_errors,
+           (unsigned long long)cs->bound_drops);
+  st->detail = detail;
+}
+
+static void src_closed(struct src *s);
+
+static void on_cap_handle_closed(uv_handle_t *h) {
+  struct src *s = h->data;
+  if (--s->cap_handles == 0)
+    src_closed(s);
+}
+
+static void pcap_close(struct src *s) {
+  if (s->cap != NULL)
+    kw_capture_flush(s->cap); /* pending requests are stored (status 0 if unanswered) */
+  if (s->cap_handles == 0) {
+    src_closed(s);
+    return;
+  }
+  uv_close((uv_handle_t *)&s->cap_poll, on_cap_handle_closed);
+  if (s->cap_handles > 1)
+    uv_close((uv_handle_t *)&s->cap_tick, on_cap_handle_closed);
+}
+
+static const struct src_ops pcap_ops = {
+    .type = "pcap",
+    .start = pcap_start,
+    .save = NULL,
+    .status = pcap_status,
+    .close = pcap_close,
+};
+
 /* ---- source lifecycle -------------------------------------------------------------- */
 
 /* What identifies a configured source: changing any of it restarts the source. */
 static void signature(const struct kw_source_cfg *c, char *out, size_t len) {
-  snprintf(out, len, "%s|%s|%s|%s|%s|%s|%s", c->type, c->path ? c->path : "",
+  snprintf(out, len, "%s|%s|%s|%s|%s|%s|%s|%s|%s|%u", c->type, c->path ? c->path : "",
            c->listen ? c->listen : "", c->format ? c->format : "",
            c->log_format ? c->log_format : "", c->escape ? c->escape : "",
-           c->start_at ? c->start_at : "");
+           c->start_at ? c->start_at : "", c->interface ? c->interface : "",
+           c->bpf ? c->bpf : "", c->snaplen);
 }
 
 /* Whether c (NULL: removed) differs from the source whose signature is sig. */
@@ -445,6 +566,7 @@ static void free_src(struct src *s) {
   kw_format_destroy(&s->fmt);
   kw_tail_destroy(s->tail);
   kw_syslog_destroy(s->sl);
+  kw_capture_destroy(s->cap);
   free(s->ts);
   free(s->lag);
   free(s);
@@ -490,13 +612,17 @@ static int add_src(struct kw_daemon *d, const struct kw_source_cfg *c, const cha
   }
   s->d = d;
   s->group = g;
-  s->ops = strcmp(c->type, "syslog") == 0 ? &syslog_ops : &file_ops;
+  s->ops = strcmp(c->type, "syslog") == 0 ? &syslog_ops
+           : strcmp(c->type, "pcap") == 0   ? &pcap_ops
+                                            : &file_ops;
   s->start_at_end = c->start_at && strcmp(c->start_at, "end") == 0;
   s->status_at = kw_time_now();
   s->lag_p50 = s->lag_p99 = -1;
   snprintf(s->cfg_name, sizeof(s->cfg_name), "%s", c->name);
   if (s->ops == &syslog_ops)
     snprintf(s->name, sizeof(s->name), "syslog %s", c->listen);
+  else if (s->ops == &pcap_ops)
+    snprintf(s->name, sizeof(s->name), "pcap %s", c->interface);
   else
     snprintf(s->name, sizeof(s->name), "%s", path);
   signature(c, s->sig, sizeof(s->sig));
@@ -506,6 +632,8 @@ static int add_src(struct kw_daemon *d, const struct kw_source_cfg *c, const cha
   if (c->escape)
     ic.escape = c->escape;
   format = c->format ? c->format : (c->log_format ? "nginx" : ic.format);
+  if (s->ops == &pcap_ops)
+    format = "keyed"; /* unused: a capture makes records, not lines */
   if (strcmp(format, "auto") == 0) {
     /* A live source cannot wait for lines to guess: say what to configure. */
     snprintf(err, errlen,

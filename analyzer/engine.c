@@ -21,6 +21,7 @@
 #include "../sidecar/timeutil.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +54,10 @@ struct win {
 struct s_rate { /* rate_spike, volume */
   struct rhead h;
   struct win w;
-  float peak;     /* the baseline: the highest window sum while learning, then as below */
-  float day_peak; /* highest sum today that stayed under the threshold */
-  int64_t day;    /* event day of day_peak */
+  float peak;      /* the baseline: the highest window sum while learning, then as below */
+  float day_peak;  /* highest sum today that stayed under the threshold */
+  float prev_peak; /* yesterday's day_peak: applied at the next day change */
+  int64_t day;     /* event day of day_peak */
 };
 
 struct s_count { /* auth_failures */
@@ -75,10 +77,13 @@ struct s_fanout {
   uint32_t minute[FANOUT_MAX];
 };
 
+#define ENUM_TEMPLATES 4 /* templates tracked at once per key */
+
 struct s_enum {
   struct rhead h;
   int64_t window;
-  uint64_t bits[ENUM_BITS / 64];
+  uint32_t tmpl[ENUM_TEMPLATES]; /* 0: free */
+  uint64_t bits[ENUM_TEMPLATES][ENUM_BITS / 64];
 };
 
 struct s_hours {
@@ -506,20 +511,23 @@ static void set_add(struct s_set *s, uint32_t v, unsigned cap) {
 }
 
 /* Baseline: the highest window sum while learning; after that, once a day, the highest
- * sum of the previous day that stayed below the threshold.  Updating it more often would
- * let a spike that builds up over the window raise its own threshold as it goes. */
+ * sum that stayed below the threshold on the day before yesterday.  Updating it sooner
+ * would let a spike that builds up over its window (also across midnight) raise its own
+ * threshold as it goes.  Bytes count in KiB, rounded up (a 200-byte answer is 1). */
 static void eval_rate(struct eval *v, bool bytes) {
   struct s_rate *st = (struct s_rate *)v->h;
   const struct kw_rule *r = v->r;
   char w[16];
-  uint32_t add = bytes ? (uint32_t)((v->c->resp_bytes > 0 ? v->c->resp_bytes : 0) / 1024) : 1;
+  uint32_t add = bytes ? (uint32_t)((v->c->resp_bytes > 0 ? v->c->resp_bytes + 1023 : 0) / 1024)
+                       : 1;
   double sum = (double)win_add(&st->w, r->window_us / NB, v->c->ts_us, add);
   int64_t day = v->c->ts_us / 86400000000LL;
   double peak, thr, floor = bytes ? (double)r->floor * 1024 : (double)r->floor;
 
   if (day != st->day) {
-    if (st->day_peak > st->peak)
-      st->peak = st->day_peak;
+    if (st->prev_peak > st->peak)
+      st->peak = st->prev_peak;
+    st->prev_peak = day == st->day + 1 ? st->day_peak : 0;
     st->day_peak = 0;
     st->day = day;
   }
@@ -665,35 +673,65 @@ static void eval_new_endpoint(struct eval *v) {
   fire(v);
 }
 
+/* Distinct objects per endpoint template in a tumbling window: a 512-bit linear-counting
+ * bitmap for each of the key's ENUM_TEMPLATES busiest templates of the window (a new
+ * template takes the slot with the fewest objects). */
 static void eval_enum(struct eval *v) {
   struct s_enum *st = (struct s_enum *)v->h;
   const struct kw_rule *r = v->r;
   const struct kw_call *c = v->c;
   int64_t window = c->ts_us / r->window_us;
   size_t plen = c->path.n, zeros = 0;
+  uint32_t t;
+  int at = -1, fewest = 0;
+  size_t least = SIZE_MAX;
   char w[16];
 
   if (!endpoint_selected(v->e, r, c) || memmem(c->endpoint.p, c->endpoint.n, "{", 1) == NULL)
     return;
   if (window != st->window) {
+    memset(st->tmpl, 0, sizeof(st->tmpl));
     memset(st->bits, 0, sizeof(st->bits));
     st->window = window;
+  }
+  t = (uint32_t)(XXH3_64bits(c->endpoint.p, c->endpoint.n) * 31 +
+                 XXH3_64bits(c->method.p, c->method.n)) | 1u;
+  for (int i = 0; i < ENUM_TEMPLATES && at < 0; i++) {
+    size_t set = 0;
+    if (st->tmpl[i] == t) {
+      at = i;
+      break;
+    }
+    for (size_t k = 0; k < ENUM_BITS / 64; k++)
+      set += (size_t)__builtin_popcountll(st->bits[i][k]);
+    if (st->tmpl[i] == 0)
+      set = 0;
+    if (set < least) {
+      least = set;
+      fewest = i;
+    }
+  }
+  if (at < 0) {
+    at = fewest;
+    st->tmpl[at] = t;
+    memset(st->bits[at], 0, sizeof(st->bits[at]));
   }
   const char *q = memchr(c->path.p, '?', c->path.n);
   if (q)
     plen = (size_t)(q - c->path.p);
   uint64_t h = XXH3_64bits(c->path.p, plen);
-  st->bits[(h % ENUM_BITS) / 64] |= 1ull << (h % 64);
+  st->bits[at][(h % ENUM_BITS) / 64] |= 1ull << (h % 64);
   for (size_t i = 0; i < ENUM_BITS / 64; i++)
-    zeros += 64 - (size_t)__builtin_popcountll(st->bits[i]);
+    zeros += 64 - (size_t)__builtin_popcountll(st->bits[at][i]);
   /* Linear counting: n ≈ -m ln(zeros/m); a full bitmap means "many". */
   double est = zeros ? -(double)ENUM_BITS * log((double)zeros / ENUM_BITS) : 4.0 * ENUM_BITS;
   note(v, est, r->distinct_ids);
   if (est < r->distinct_ids)
     return;
   duration_text(r->window_us, w, sizeof(w));
-  fail_note(v, "about %.0f distinct objects requested in %s (last %.*s) vs at most %u",
-            est, w, (int)c->endpoint.n, c->endpoint.p, r->distinct_ids);
+  fail_note(v, "about %.0f distinct objects of %.*s %.*s requested in %s vs at most %u", est,
+            (int)c->method.n, c->method.p, (int)c->endpoint.n, c->endpoint.p, w,
+            r->distinct_ids);
   fprintf(v->e->dj, "\"observed\": %.0f, \"threshold\": %u, \"window\": \"%s\"", est,
           r->distinct_ids, w);
   fire(v);

@@ -209,7 +209,7 @@ int kw_duration_parse(const char *s, int64_t *us) {
   if (s == NULL || *s == '\0')
     return KW_EPARSE;
   v = strtod(s, &end);
-  if (end == s || v < 0 || v > 1e9)
+  if (end == s || !(v >= 0 && v <= 1e9)) /* also refuses NaN */
     return KW_EPARSE;
   if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
     unit = 1000000;
@@ -222,6 +222,8 @@ int kw_duration_parse(const char *s, int64_t *us) {
   else if (strcmp(end, "d") == 0)
     unit = 86400 * 1000000LL;
   else
+    return KW_EPARSE;
+  if (v * (double)unit > 1e17) /* ~3 years: far past any sensible window */
     return KW_EPARSE;
   *us = (int64_t)(v * (double)unit);
   return 0;
@@ -323,7 +325,7 @@ static int keysel_parse(const char *s, struct kw_keysel *k) {
   if (strncmp(s, "fp:", 3) == 0) {
     k->kind = KW_SEL_FP;
     if (kw_fingerprint_from_hex(s + 3, k->fp) != 0)
-      return KW_EPARSE;
+      return KW_EPARSE; /* nothing allocated yet */
     k->value = strdup(s + 3);
   } else if (strncmp(s, "name:", 5) == 0) {
     k->kind = KW_SEL_NAME;
@@ -332,7 +334,12 @@ static int keysel_parse(const char *s, struct kw_keysel *k) {
     k->kind = KW_SEL_PREFIX;
     k->value = strdup(s);
   }
-  return k->value && k->value[0] ? 0 : KW_EPARSE;
+  if (k->value == NULL || k->value[0] == '\0') {
+    free(k->value);
+    k->value = NULL;
+    return KW_EPARSE;
+  }
+  return 0;
 }
 
 bool kw_keysel_match(const struct kw_keysel *sel, size_t n, const uint8_t *fp,
@@ -368,9 +375,16 @@ static int fail(struct ctx *c, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static int fail(struct ctx *c, const char *field, const char *fmt, ...) {
-  char msg[512];
+  char msg[512], at[256];
   va_list ap;
   unsigned line = kw_yaml_locate(c->name, c->data, c->len, field);
+
+  /* A missing field has no line of its own: point at the entry that lacks it. */
+  snprintf(at, sizeof(at), "%s", field);
+  for (char *dot; line == 0 && (dot = strrchr(at, '.')) != NULL;) {
+    *dot = '\0';
+    line = kw_yaml_locate(c->name, c->data, c->len, at);
+  }
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
@@ -643,6 +657,8 @@ static int compile_rule(struct ctx *c, unsigned idx, const struct raw_rule *rr,
   r->prefix6 = rr->prefix6;
   if (r->prefix4 > 32 || r->prefix6 > 128)
     return fail(c, FIELD(r->prefix4 > 32 ? "prefix4" : "prefix6"), "out of range");
+  if (r->max_addresses > 31)
+    return fail(c, FIELD("max_addresses"), "%u is out of range (1 to 31)", r->max_addresses);
   if (rr->by != NULL && strcmp(rr->by, "key") != 0 && strcmp(rr->by, "address") != 0)
     return fail(c, FIELD("by"), "'%s' is not key or address", rr->by);
   r->by_address = rr->by != NULL && strcmp(rr->by, "address") == 0;
@@ -692,9 +708,9 @@ static int compile_rule(struct ctx *c, unsigned idx, const struct raw_rule *rr,
   for (unsigned i = 0; i < rr->conditions_count; i++) {
     char cf[96];
     snprintf(cf, sizeof(cf), "%s.conditions.%u", base, i);
+    r->nconds++; /* counted first: free_rule() frees a half-compiled condition */
     if ((e = cond_compile(c, cf, &rr->conditions[i], &r->conds[i])) != 0)
       return e;
-    r->nconds++;
   }
   if (r->type == KW_RULE_MATCH && r->nconds == 0)
     return fail(c, base, "a match rule needs 'conditions'");
@@ -839,8 +855,10 @@ static int add_pack(struct ctx *c, const struct raw_pack *p, struct kw_ruleset *
   {
     struct kw_keysel *k;
     size_t n;
-    if ((e = keysels(c, "canaries", p->canaries, p->canaries_count, &k, &n)) != 0)
+    if ((e = keysels(c, "canaries", p->canaries, p->canaries_count, &k, &n)) != 0) {
+      free_keysels(k, n);
       return e;
+    }
     if ((e = grow((void **)&rs->canaries, rs->ncanaries, n, sizeof(*k))) != 0) {
       free_keysels(k, n);
       return e;
@@ -848,8 +866,10 @@ static int add_pack(struct ctx *c, const struct raw_pack *p, struct kw_ruleset *
     memcpy(rs->canaries + rs->ncanaries, k, n * sizeof(*k));
     rs->ncanaries += n;
     free(k);
-    if ((e = keysels(c, "revoked", p->revoked, p->revoked_count, &k, &n)) != 0)
+    if ((e = keysels(c, "revoked", p->revoked, p->revoked_count, &k, &n)) != 0) {
+      free_keysels(k, n);
       return e;
+    }
     if ((e = grow((void **)&rs->revoked, rs->nrevoked, n, sizeof(*k))) != 0) {
       free_keysels(k, n);
       return e;
@@ -861,17 +881,31 @@ static int add_pack(struct ctx *c, const struct raw_pack *p, struct kw_ruleset *
   return 0;
 }
 
-/* Scopes named by grants and rules must exist. */
-static int check_scopes(struct ctx *c, const struct kw_ruleset *rs) {
-  for (size_t i = 0; i < rs->ngrants; i++) {
+static bool scope_known(const struct kw_ruleset *rs, const char *name) {
+  for (size_t k = 0; k < rs->nscopes; k++)
+    if (strcmp(rs->scopes[k].name, name) == 0)
+      return true;
+  return false;
+}
+
+/* Scopes named by the grants and rules of this pack (those from index first_grant and
+ * first_rule on) must exist; errors use the pack's own entry numbers. */
+static int check_scopes(struct ctx *c, const struct kw_ruleset *rs, size_t first_grant,
+                        size_t first_rule) {
+  char f[64];
+  for (size_t i = first_grant; i < rs->ngrants; i++) {
     for (size_t j = 0; j < rs->grants[i].nscopes; j++) {
-      bool found = false;
-      for (size_t k = 0; k < rs->nscopes && !found; k++)
-        found = strcmp(rs->scopes[k].name, rs->grants[i].scopes[j]) == 0;
-      if (!found) {
-        char f[64];
-        snprintf(f, sizeof(f), "grants.%zu.scopes.%zu", i, j);
+      if (!scope_known(rs, rs->grants[i].scopes[j])) {
+        snprintf(f, sizeof(f), "grants.%zu.scopes.%zu", i - first_grant, j);
         return fail(c, f, "no scope is named '%s'", rs->grants[i].scopes[j]);
+      }
+    }
+  }
+  for (size_t i = first_rule; i < rs->n; i++) {
+    for (size_t j = 0; j < rs->rules[i].nscopes; j++) {
+      if (!scope_known(rs, rs->rules[i].scopes[j])) {
+        snprintf(f, sizeof(f), "rules.%zu.scopes.%zu", i - first_rule, j);
+        return fail(c, f, "no scope is named '%s'", rs->rules[i].scopes[j]);
       }
     }
   }
@@ -905,11 +939,11 @@ int kw_ruleset_load(char *const *packs, size_t n, struct kw_ruleset **out, char 
     }
     if ((r = kw_yaml_load(c.name, c.data, c.len, &pack_schema, (void **)&p, err, errlen)))
       break;
+    size_t first_grant = rs->ngrants, first_rule = rs->n;
     r = add_pack(&c, p, rs);
     if (r == 0)
-      r = check_scopes(&c, rs);
+      r = check_scopes(&c, rs, first_grant, first_rule);
     kw_yaml_free(&pack_schema, p);
-    XXH3_64bits_update(h, packs[i], strlen(packs[i]));
   }
   /* The signature covers what shapes per-key state: rule ids, types and order. */
   for (size_t i = 0; i < rs->n && r == 0; i++) {

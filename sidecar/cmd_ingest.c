@@ -176,8 +176,11 @@ static int ingest_capture(struct ingest *in, const char *path) {
     kw_cli_error(cli, "%s", err);
   else if (r != 0)
     kw_cli_error(cli, "%s: %s", path, err[0] ? err : kw_strerror(r));
+  /* A damaged capture keeps what came before the damage; one with nothing before it
+   * failed like a log in which no line parsed. */
+  bool nothing = st->packets == 0;
   kw_capture_destroy(c.cap);
-  return r == 0 || r == KW_EPARSE ? 0 : KW_EXIT_FAIL;
+  return r == 0 || (r == KW_EPARSE && !nothing) ? 0 : KW_EXIT_FAIL;
 }
 
 static int ingest_file(struct ingest *in, const char *path) {

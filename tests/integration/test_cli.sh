@@ -122,12 +122,16 @@ check "an empty file: a notice" grep -qi "empty" "$KW_ERR"
 
 python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))' > cap.pcap
 kw pcap ingest --db db/kw.db cap.pcap
-expect_eq "a pcap file exits 1" "$KW_RC" 1
-check "a pcap file: says captures are not read" grep -qi "capture" "$KW_ERR"
+expect_eq "a pcap file with no packet exits 0" "$KW_RC" 0
+check "a pcap file: its packets are counted" grep -q "0 packets, 0 HTTP requests" "$KW_ERR"
+python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1) + struct.pack("<IIII", 1, 0, 100000, 100000) + b"x" * 20)' > bad.pcap
+kw badpcap ingest --db db/kw.db bad.pcap
+expect_eq "a capture damaged before its first packet exits 1" "$KW_RC" 1
+check "a damaged capture: says where" grep -q "damaged after packet 0" "$KW_ERR"
 python3 -c 'import struct, sys; sys.stdout.buffer.write(struct.pack("<III", 0x0a0d0d0a, 28, 0x1a2b3c4d) + struct.pack("<HHqI", 1, 0, -1, 28))' > cap.pcapng
 kw pcapng ingest --db db/kw.db cap.pcapng
-expect_eq "a pcapng file exits 1" "$KW_RC" 1
-check "a pcapng file: says captures are not read" grep -qi "capture" "$KW_ERR"
+expect_eq "a pcapng file without an interface block exits 1" "$KW_RC" 1
+check "a pcapng file: says what is wrong" grep -qi "pcap" "$KW_ERR"
 
 # binary garbage (first byte fixed so that it never looks like JSON or a capture)
 { printf 'x'; head -c 99999 /dev/urandom; } > garbage.bin

@@ -204,26 +204,8 @@ int kw_store_alert_calls(struct kw_store *st, int64_t alert_id, int64_t limit,
   sqlite3_bind_int64(s, 1, alert_id);
   sqlite3_bind_int64(s, 2, limit > 0 ? limit : -1);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    struct kw_call_row row = {0};
-    const void *addr = sqlite3_column_blob(s, 3);
-    int alen = sqlite3_column_bytes(s, 3);
-    row.ts_us = sqlite3_column_int64(s, 0);
-    row.prefix = (const char *)sqlite3_column_text(s, 1);
-    row.fp = sqlite3_column_bytes(s, 2) == KW_FP_LEN ? sqlite3_column_blob(s, 2) : NULL;
-    if (addr != NULL && (alen == 4 || alen == 16)) {
-      row.client.family = alen == 4 ? 4 : 6;
-      memcpy(row.client.a, addr, (size_t)alen);
-    }
-    row.method = (const char *)sqlite3_column_text(s, 4);
-    row.path = (const char *)sqlite3_column_text(s, 5);
-    row.endpoint = (const char *)sqlite3_column_text(s, 6);
-    row.user_agent = (const char *)sqlite3_column_text(s, 7);
-    row.host = (const char *)sqlite3_column_text(s, 8);
-    row.source = (const char *)sqlite3_column_text(s, 9);
-    row.status = sqlite3_column_int(s, 10);
-    row.resp_bytes = sqlite3_column_type(s, 11) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 11);
-    row.req_bytes = sqlite3_column_type(s, 12) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 12);
-    row.latency_us = sqlite3_column_type(s, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 13);
+    struct kw_call_row row;
+    kw__store_call_row(s, &row);
     if (cb(&row, ctx) != 0)
       break;
   }

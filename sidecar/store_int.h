@@ -16,4 +16,11 @@ int kw__store_begin(struct kw_store *st);
 /* The row id of the key with fingerprint fp, or -1 when it is not stored. */
 int64_t kw__store_key_id(struct kw_store *st, const uint8_t *fp);
 
+struct kw_call_row;
+
+/* Reads a kw_call_row from the current row of s, whose first 14 columns are, in order:
+ * ts, key prefix, fingerprint, client address, method, path, template, user agent, host,
+ * source name, status, response bytes, request bytes, latency (store_query.c). */
+void kw__store_call_row(sqlite3_stmt *s, struct kw_call_row *row);
+
 #endif

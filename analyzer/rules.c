@@ -549,8 +549,7 @@ static int cond_compile(struct ctx *c, const char *field, const struct raw_cond 
   } else if (k->op == KW_OP_CIDR) {
     if (k->field != KW_F_ADDRESS || cidr_parse(rc->value, &k->cidr) != 0)
       return fail(c, f, "cidr needs field address and an address or CIDR value");
-  } else if (k->field == KW_F_STATUS) {
-    k->status = atoi(rc->value); /* validated: digits only */
+  } else if (k->field == KW_F_STATUS) { /* compared as text: "401", or "4" with prefix */
     for (const char *p = rc->value; *p; p++)
       if (!isdigit((unsigned char)*p))
         return fail(c, f, "status values are numbers ('401', or '4' with prefix)");

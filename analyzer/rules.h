@@ -78,7 +78,6 @@ struct kw_cond {
   char *value;
   regex_t re;        /* KW_OP_REGEX */
   struct kw_cidr cidr; /* KW_OP_CIDR */
-  int status;        /* KW_F_STATUS with equals: the number; prefix "4" = 4xx */
 };
 
 /* A key selector: display-prefix start, fingerprint or configured name. */

@@ -298,7 +298,7 @@ static void test_load_full_pack(void **state) {
   assert_int_equal(r->conds[0].op, KW_OP_REGEX);
   assert_int_equal(r->conds[1].op, KW_OP_PREFIX);
   assert_int_equal(r->conds[2].field, KW_F_STATUS);
-  assert_int_equal(r->conds[2].status, 500);
+  assert_string_equal(r->conds[2].value, "500");
   assert_int_equal(r->conds[3].op, KW_OP_CIDR);
   assert_int_equal(r->conds[3].cidr.bits, 24);
   assert_int_equal(r->severity, KW_SEV_LOW);

@@ -192,7 +192,12 @@ static json_t *read_lines(const char *path) {
   size_t n;
   char *buf = read_file(path, &n);
   json_t *arr = json_array();
-  char *save = NULL;
+  char *save = NULL, *last_nl = strrchr(buf, '\n');
+  /* A writer may be in the middle of its next line: only complete lines count. */
+  if (last_nl != NULL)
+    last_nl[1] = '\0';
+  else
+    buf[0] = '\0';
   for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     json_error_t e;
     json_t *j = json_loads(line, 0, &e);

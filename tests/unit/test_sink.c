@@ -188,7 +188,13 @@ static json_t *read_records(const char *path) {
   size_t n;
   char *buf = read_file(path, &n);
   json_t *arr = json_array();
-  char *save = NULL;
+  char *save = NULL, *last_nl = strrchr(buf, '\n');
+  /* The receiver may be writing its next record right now: a last line without its
+   * newline is not a record yet. */
+  if (last_nl != NULL)
+    last_nl[1] = '\0';
+  else
+    buf[0] = '\0';
   for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
     json_error_t e;
     json_t *j = json_loads(line, 0, &e);

@@ -14,7 +14,10 @@ rm -f keywatch.db keywatch.db-wal keywatch.db-shm
 echo
 ./build/keywatch stats --top 5
 echo
-./build/keywatch keys | head -n 12
+./build/keywatch keys | sed -n '1,12p' # (sed reads to the end: no SIGPIPE under pipefail)
+echo
+./build/keywatch alerts
 echo
 echo "Next: ./build/keywatch calls --key PREFIX   (the audit trail of one key)"
+echo "      ./build/keywatch alerts show ID       (an alert with its sample calls)"
 echo "      ./build/keywatch --help"

@@ -44,7 +44,9 @@ struct kw_firing {
 };
 
 /* Records a firing (see above) and links the call just stored (sample) to the alert,
- * keeping at most 20 samples per alert.  Queues new alerts for each of sinks[0..nsinks).
+ * keeping at most 20 samples per alert.  Queues new alerts for each of sinks[0..nsinks);
+ * a new alert whose action is "revoke" also records a decision (table decisions) for
+ * the responder.
  * *id receives the alert id, *created whether it is new. Joins the open batch. */
 int kw_store_alert(struct kw_store *st, const struct kw_firing *f, int64_t sample_call,
                    const char *const *sinks, size_t nsinks, int64_t *id, bool *created);

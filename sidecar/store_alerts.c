@@ -102,6 +102,12 @@ int kw_store_alert(struct kw_store *st, const struct kw_firing *f, int64_t sampl
              "ttitnitti", id, f->rule, f->type, (int64_t)f->severity, f->action, key, f->ts_us,
              f->summary, f->details, now);
     *created = true;
+    /* action: revoke is recorded as a decision for the responder to carry out. */
+    if (r >= 0 && strcmp(f->action, "revoke") == 0)
+      r = run1(db,
+               "INSERT INTO decisions(alert_id, key_id, action, decided, detail)"
+               " VALUES(?1, ?2, 'revoke', ?3, ?4)",
+               "init", NULL, *id, key, now, f->summary);
     for (size_t i = 0; i < nsinks && r >= 0; i++)
       r = run1(db,
                "INSERT INTO outbox(alert_id, sink, event, next_try) VALUES(?1, ?2, 'new', ?3)",

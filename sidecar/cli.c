@@ -20,6 +20,7 @@ static const struct command {
     {"stats", kw_cmd_stats, "totals by status, method and endpoint"},
     {"alerts", kw_cmd_alerts, "alerts: list, show, acknowledge, resolve"},
     {"explain", kw_cmd_explain, "replay logs against the rules: why each fired or not"},
+    {"verify", kw_cmd_verify, "prove the audit trail was not changed (hash chain)"},
     {"check", kw_cmd_check, "validate a configuration file"},
 };
 

@@ -14,6 +14,7 @@
 #include "dict.h"
 #include "err.h"
 #include "fingerprint.h"
+#include "chain.h"
 #include "store_int.h"
 #include "timeutil.h"
 
@@ -105,6 +106,11 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, key_id INTEGER,"
     "  action TEXT NOT NULL, decided INTEGER NOT NULL,"
     "  state TEXT NOT NULL DEFAULT 'recorded', detail TEXT);",
+    /* 3 → 4: the audit hash chain (chain.h): one link per committed batch of calls */
+    "CREATE TABLE IF NOT EXISTS chain("
+    "  batch INTEGER PRIMARY KEY, first_call INTEGER NOT NULL, last_call INTEGER NOT NULL,"
+    "  calls INTEGER NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL,"
+    "  committed INTEGER NOT NULL);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -113,7 +119,7 @@ enum stmt_id {
   S_BEGIN, S_COMMIT, S_ROLLBACK,
   S_INS_CALL, S_UPS_ENDPOINT, S_UPS_CLIENT, S_UPS_AGENT, S_UPS_HOST, S_UPS_KEY,
   S_UPD_KEY, S_UPS_KEY_EP, S_UPS_KEY_CL, S_UPD_SOURCE,
-  S_DEL_POS, S_INS_POS, S_INS_GAP, S_UPS_STATUS, S_UPS_DAEMON,
+  S_DEL_POS, S_INS_POS, S_INS_GAP, S_UPS_STATUS, S_UPS_DAEMON, S_INS_LINK,
   S_COUNT
 };
 
@@ -160,6 +166,8 @@ static const char *const stmt_sql[S_COUNT] = {
                      " drops = excluded.drops, rate = excluded.rate,"
                      " lag_p50_us = excluded.lag_p50_us, lag_p99_us = excluded.lag_p99_us,"
                      " detail = excluded.detail",
+    [S_INS_LINK] = "INSERT INTO chain(first_call, last_call, calls, prev, hash, committed)"
+                   " VALUES(?,?,?,?,?,?)",
     [S_UPS_DAEMON] = "INSERT INTO daemon(id, pid, started, heartbeat, config)"
                      " VALUES(1, ?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE SET pid = ?1,"
                      " started = ?2, heartbeat = ?3, config = ?4",
@@ -186,6 +194,10 @@ struct kw_store {
   size_t pending;
   struct kw_dict *d_endpoint, *d_client, *d_agent, *d_host, *d_key;
   struct aggset keys, key_eps, key_cls, sources;
+  /* the hash chain: the link being built for the open batch */
+  struct kw_chain *chain;
+  uint8_t chain_prev[KW_CHAIN_HASH]; /* hash of the last committed link */
+  int64_t link_first, link_last, link_calls;
 };
 
 const char *kw_store_errmsg(const struct kw_store *st) {
@@ -358,6 +370,19 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
       goto fail;
     }
   }
+  if (kw_chain_create(&st->chain) != 0) {
+    r = KW_ENOMEM;
+    goto fail;
+  }
+  {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT hash FROM chain ORDER BY batch DESC LIMIT 1", -1, &q,
+                           NULL) == SQLITE_OK) {
+      if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 0) == KW_CHAIN_HASH)
+        memcpy(st->chain_prev, sqlite3_column_blob(q, 0), KW_CHAIN_HASH);
+      sqlite3_finalize(q);
+    }
+  }
   if (kw_dict_create(DICT_MAX, &st->d_endpoint) || kw_dict_create(DICT_MAX, &st->d_client) ||
       kw_dict_create(DICT_MAX, &st->d_agent) || kw_dict_create(DICT_MAX, &st->d_host) ||
       kw_dict_create(DICT_MAX, &st->d_key) || kw_dict_create(DICT_MAX, &st->keys.index) ||
@@ -394,12 +419,14 @@ int kw_store_close(struct kw_store *st) {
     return 0;
   if (st->in_tx) /* an uncommitted batch is discarded: the caller did not commit it */
     step_done(st, st->stmt[S_ROLLBACK]);
+  st->link_calls = 0;
   for (int i = 0; i < S_COUNT; i++)
     sqlite3_finalize(st->stmt[i]);
   if (st->db != NULL && !st->rdonly)
     sqlite3_exec(st->db, "PRAGMA optimize", NULL, NULL, NULL);
   if (sqlite3_close(st->db) != SQLITE_OK)
     r = KW_ESTORE;
+  kw_chain_destroy(st->chain);
   kw_dict_destroy(st->d_endpoint);
   kw_dict_destroy(st->d_client);
   kw_dict_destroy(st->d_agent);
@@ -517,6 +544,57 @@ static void bind_opt(sqlite3_stmt *s, int i, int64_t v) {
     sqlite3_bind_null(s, i);
 }
 
+/* Adds the call just inserted to the open batch's link, encoded from the values stored
+ * (the method and endpoint as endpoint_id() keeps them, empty strings for absent text). */
+static int chain_add(struct kw_store *st, const struct kw_call *c) {
+  struct kw_str m = c->method.n ? c->method : kw_str_make("-", 1);
+  struct kw_chain_row row = {
+      .id = sqlite3_last_insert_rowid(st->db),
+      .ts_us = c->ts_us,
+      .fp = c->has_key ? c->fp : NULL,
+      .client = c->client,
+      .method = kw_str_make(m.p, m.n > 32 ? 32 : m.n),
+      .endpoint = c->endpoint.n ? c->endpoint : kw_str_make("/", 1),
+      .path = c->path,
+      .status = c->status,
+      .req_bytes = c->req_bytes >= 0 ? c->req_bytes : -1,
+      .resp_bytes = c->resp_bytes >= 0 ? c->resp_bytes : -1,
+      .latency_us = c->latency_us >= 0 ? c->latency_us : -1,
+      .user_agent = c->user_agent,
+      .host = c->host,
+      .source_id = c->source_id,
+      .flags = c->has_query ? 1 : 0,
+  };
+  if (row.client.family == 0)
+    memset(row.client.a, 0, sizeof(row.client.a));
+  else if (row.client.family == 4)
+    memset(row.client.a + 4, 0, 12);
+  if (st->link_calls == 0) {
+    if (kw_chain_begin(st->chain, st->chain_prev) != 0)
+      return KW_ENOMEM;
+    st->link_first = row.id;
+  }
+  if (kw_chain_add(st->chain, &row) != 0)
+    return KW_ENOMEM;
+  st->link_last = row.id;
+  st->link_calls++;
+  return 0;
+}
+
+/* Writes the open batch's link (before COMMIT); *hash gets it. */
+static int chain_link(struct kw_store *st, uint8_t *hash) {
+  sqlite3_stmt *s = st->stmt[S_INS_LINK];
+  if (kw_chain_end(st->chain, hash) != 0)
+    return KW_ENOMEM;
+  sqlite3_bind_int64(s, 1, st->link_first);
+  sqlite3_bind_int64(s, 2, st->link_last);
+  sqlite3_bind_int64(s, 3, st->link_calls);
+  sqlite3_bind_blob(s, 4, st->chain_prev, KW_CHAIN_HASH, SQLITE_STATIC);
+  sqlite3_bind_blob(s, 5, hash, KW_CHAIN_HASH, SQLITE_STATIC);
+  sqlite3_bind_int64(s, 6, kw_time_now());
+  return step_done(st, s);
+}
+
 int kw_store_add_call(struct kw_store *st, const struct kw_call *c) {
   sqlite3_stmt *s = st->stmt[S_INS_CALL];
   int64_t ep, cl = -1, ag = -1, ho = -1, key = -1;
@@ -549,6 +627,8 @@ int kw_store_add_call(struct kw_store *st, const struct kw_call *c) {
   sqlite3_bind_int(s, 13, c->has_query ? 1 : 0);
   if (step_done(st, s) != 0)
     return KW_ESTORE;
+  if ((r = chain_add(st, c)) != 0)
+    return r;
   st->pending++;
   if ((g = agg_get(&st->sources, c->source_id, 0)) == NULL)
     return KW_ENOMEM;
@@ -643,14 +723,20 @@ int kw_store_commit(struct kw_store *st) {
   int r;
   if (!st->in_tx)
     return 0;
+  uint8_t link[KW_CHAIN_HASH];
   r = flush_aggs(st);
+  if (r == 0 && st->link_calls > 0)
+    r = chain_link(st, link);
   if (r == 0 && step_done(st, st->stmt[S_COMMIT]) != 0)
     r = KW_ESTORE;
   if (r != 0) {
     /* Nothing of the batch is stored: forget ids that may have been rolled back. */
     step_done(st, st->stmt[S_ROLLBACK]);
     reset_caches(st);
+  } else if (st->link_calls > 0) {
+    memcpy(st->chain_prev, link, KW_CHAIN_HASH);
   }
+  st->link_calls = 0;
   st->in_tx = false;
   st->pending = 0;
   agg_reset(&st->keys);

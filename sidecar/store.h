@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KW_STORE_SCHEMA 3
+#define KW_STORE_SCHEMA 4
 
 enum kw_store_flags {
   KW_STORE_RDONLY = 1, /* open an existing database read-only */
@@ -188,6 +188,22 @@ int kw_store_daemon(struct kw_store *st, struct kw_daemon_row *row);
 /* Calls cb for each source with its counters, status, gaps and positions. */
 int kw_store_status(struct kw_store *st,
                     int (*cb)(const struct kw_status_row *row, void *ctx), void *ctx);
+
+/* ---- verification of the hash chain (chain.h) ---------------------------------------- */
+
+struct kw_verify {
+  int64_t batches, calls;     /* links checked, calls covered */
+  int64_t uncovered;          /* calls outside every link (before the chain existed, or
+                                 inserted afterwards) */
+  int64_t bad_batch;          /* first link that fails (0: none) */
+  int64_t bad_first, bad_last; /* its call ids */
+  int64_t bad_committed_us;
+  const char *reason;         /* static text: why it fails */
+};
+
+/* Recomputes every link from the stored calls and names the first that fails.
+ * Returns 0 (see v->bad_batch) or KW_ESTORE. */
+int kw_store_verify(struct kw_store *st, struct kw_verify *v);
 
 /* Fills s (free with kw_store_stats_free()); top_n endpoints. */
 int kw_store_stats(struct kw_store *st, size_t top_n, struct kw_stats *s);

@@ -203,6 +203,7 @@ int kw_cmd_run(struct kw_cli *cli, int argc, char **argv) {
     kw_cli_error(cli, "%s", err);
     return r == KW_EFORMAT || r == KW_EINVAL ? KW_EXIT_USAGE : KW_EXIT_FAIL;
   }
+  kw_daemon_on_stop(run.d, on_stopped, &run); /* also when it stops itself on a failure */
   for (size_t i = 0; i < sizeof(signums) / sizeof(signums[0]); i++) {
     uv_signal_init(run.loop, &run.sig[i]);
     run.sig[i].data = &run;

@@ -965,6 +965,12 @@ void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *a
 
 int kw_daemon_error(const struct kw_daemon *d) { return d->err; }
 
+void kw_daemon_on_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *arg),
+                       void *arg) {
+  d->stop_cb = cb;
+  d->stop_arg = arg;
+}
+
 int kw_daemon_destroy(struct kw_daemon *d) {
   int r = 0;
   if (d == NULL)

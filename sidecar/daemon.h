@@ -41,6 +41,11 @@ int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen);
  * Returns 0 or the load error. */
 int kw_daemon_reload(struct kw_daemon *d);
 
+/* Who to tell once the daemon has stopped — by kw_daemon_stop() or by itself after a
+ * failure (then the owner's handles, e.g. signal watchers, must close too). */
+void kw_daemon_on_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *arg),
+                       void *arg);
+
 /* Commits, closes every source; cb runs when all is closed (exactly once). */
 void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *arg),
                     void *arg);

@@ -198,9 +198,12 @@ struct kw_store {
   struct kw_chain *chain;
   uint8_t chain_prev[KW_CHAIN_HASH]; /* hash of the last committed link */
   int64_t link_first, link_last, link_calls;
+  char err[256]; /* SQLite's message for the last failed commit (a rollback replaces it) */
 };
 
 const char *kw_store_errmsg(const struct kw_store *st) {
+  if (st != NULL && st->err[0] != '\0')
+    return st->err;
   return st && st->db ? sqlite3_errmsg(st->db) : "no database";
 }
 
@@ -731,9 +734,13 @@ int kw_store_commit(struct kw_store *st) {
     r = KW_ESTORE;
   if (r != 0) {
     /* Nothing of the batch is stored: forget ids that may have been rolled back. */
+    snprintf(st->err, sizeof(st->err), "%s", sqlite3_errmsg(st->db));
     step_done(st, st->stmt[S_ROLLBACK]);
     reset_caches(st);
-  } else if (st->link_calls > 0) {
+  } else {
+    st->err[0] = '\0';
+  }
+  if (r == 0 && st->link_calls > 0) {
     memcpy(st->chain_prev, link, KW_CHAIN_HASH);
   }
   st->link_calls = 0;

@@ -172,10 +172,11 @@ static int in_list(struct kw_str name, char **list, unsigned n) {
 /* Finds the first query parameter of uri named in list; its raw value into *val. */
 static int query_param(struct kw_str uri, char **list, unsigned n, struct kw_str *val) {
   const char *q = uri.n > 0 ? memchr(uri.p, '?', uri.n) : NULL;
-  const char *end = uri.p + uri.n;
+  const char *end;
 
   if (q == NULL || n == 0)
     return 0;
+  end = uri.p + uri.n; /* uri.p is not NULL here: a NULL uri has no '?' */
   for (const char *p = q + 1; p < end;) {
     const char *amp = memchr(p, '&', (size_t)(end - p));
     const char *stop = amp ? amp : end;
@@ -243,6 +244,11 @@ static size_t find_key(struct kw_keyid *kid, const struct kw_rec *rec, bool *is_
   if (query_param(rec->uri, cfg->query_params, cfg->query_params_count, &v))
     return pct_decode(v, kid->keybuf, KW_KEY_MAX + 1);
   return 0;
+}
+
+/* A key that is the marker itself is stored as the marker: nothing leaks. */
+static bool is_marker(const char *key, size_t keylen) {
+  return keylen == 8 && memcmp(key, "REDACTED", 8) == 0;
 }
 
 /* Copies uri into kid->path with the values of redact_params and query_params (a key
@@ -327,6 +333,13 @@ static struct kw_str redact_path(struct kw_keyid *kid, struct kw_str uri, const 
     memcpy(out + o, "\xe2\x80\xa6", 3); /* room: path holds PATH_MAX_STORED + 16 */
     o += 3;
   }
+  /* A key built around the marker ("=REDACTE") can re-form across a replacement: then
+   * nothing of the path is kept. */
+  if (keylen >= 8 && !is_marker(key, keylen) && o >= keylen &&
+      memmem(out, o, key, keylen) != NULL) {
+    memcpy(out, "REDACTED", 8);
+    o = 8;
+  }
   return kw_str_make(out, o);
 }
 
@@ -349,7 +362,12 @@ static struct kw_str redact_text(struct kw_str s, const char *key, size_t keylen
     hit = memmem(s.p + i, s.n - i, key, keylen);
   }
   memcpy(buf + o, s.p + i, s.n - i);
-  return kw_str_make(buf, o + s.n - i);
+  o += s.n - i;
+  if (!is_marker(key, keylen) && memmem(buf, o, key, keylen) != NULL) { /* re-formed */
+    memcpy(buf, "REDACTED", 8);
+    o = 8;
+  }
+  return kw_str_make(buf, o);
 }
 
 /* The client's address: the first of a list ("a, b" from X-Forwarded-For). */

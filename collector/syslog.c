@@ -195,7 +195,10 @@ int kw_syslog_framer_feed(struct kw_syslog_framer *fr, const char *d, size_t n,
       continue;
     }
     /* Frame start: octet counting if it opens with digits and a space. */
-    bool head = fr->len == 0 ? (*d >= '1' && *d <= '9') : fr->len <= 10;
+    /* An octet count starts with 1-9, also when its first digits came in an earlier
+     * read (a frame that began with '0' is a newline frame, however it is cut). */
+    bool head = fr->len == 0 ? (*d >= '1' && *d <= '9')
+                             : fr->len <= 10 && fr->buf[0] >= '1' && fr->buf[0] <= '9';
     for (size_t j = 0; head && j < fr->len; j++)
       head = fr->buf[j] >= '0' && fr->buf[j] <= '9';
     if (head) {

@@ -208,6 +208,10 @@ unsigned kw_yaml_locate(const char *file, const char *data, size_t len, const ch
 
 /* Whether a document holds nothing but comments, blanks and "---". */
 static int is_empty(const char *p, size_t n) {
+  if (n >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0) { /* a UTF-8 byte order mark */
+    p += 3;
+    n -= 3;
+  }
   for (size_t i = 0; i < n; i++) {
     if (p[i] == '#') {
       while (i < n && p[i] != '\n')
@@ -259,6 +263,10 @@ int kw_yaml_load(const char *name, const char *data, size_t len,
                         NULL);
   else
     e = cyaml_load_data((const uint8_t *)data, len, cyaml_cfg(&lb), schema,
+                        (cyaml_data_t **)out, NULL);
+  /* A document of nothing but directives or markers loads as no data: all defaults. */
+  if (e == CYAML_OK && *out == NULL)
+    e = cyaml_load_data((const uint8_t *)"{}", 2, cyaml_cfg(&lb), schema,
                         (cyaml_data_t **)out, NULL);
   if (e != CYAML_OK) {
     const char *why = lb.msg[0] ? lb.msg : cyaml_strerror(e);

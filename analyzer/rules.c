@@ -237,12 +237,14 @@ static int size_parse(const char *s, int64_t *out) {
                {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}};
   char *end;
   double v = strtod(s, &end);
-  if (end == s || v < 0)
+  if (end == s || !(v >= 0)) /* also refuses NaN */
     return KW_EPARSE;
   while (*end == ' ')
     end++;
   for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
     if (strcmp(end, units[i].u) == 0) {
+      if (v * units[i].m > 1e18) /* an exabyte: nothing a window can hold */
+        return KW_EPARSE;
       *out = (int64_t)(v * units[i].m);
       return 0;
     }
@@ -644,8 +646,8 @@ static int compile_rule(struct ctx *c, unsigned idx, const struct raw_rule *rr,
     return fail(c, FIELD("learn"), "'%s' is not a duration (30s, 10m, 24h, 7d)", rr->learn);
   if (rr->bytes && size_parse(rr->bytes, &r->bytes) != 0)
     return fail(c, FIELD("bytes"), "'%s' is not a size (500MB, 2GiB, bytes)", rr->bytes);
-  if (rr->factor < 0)
-    return fail(c, FIELD("factor"), "must be positive");
+  if (!(rr->factor >= 0 && rr->factor <= 1e6)) /* also refuses NaN and infinities */
+    return fail(c, FIELD("factor"), "must be a number from 0 to 1000000");
   r->factor = rr->factor;
   r->floor = rr->floor;
   r->threshold = rr->threshold;

@@ -33,6 +33,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+
+#include "kwtest_files.h"
 #include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -162,57 +164,11 @@ static int free_port(void) {
   return ntohs(a.sin_port);
 }
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  size_t cap = 0, n = 0;
-  if (f == NULL) {
-    *len = 0;
-    return calloc(1, 1);
-  }
-  for (;;) {
-    if (n + 4097 > cap) {
-      cap = (n + 4097) * 2;
-      buf = realloc(buf, cap);
-      assert_non_null(buf);
-    }
-    size_t got = fread(buf + n, 1, 4096, f);
-    n += got;
-    if (got == 0)
-      break;
-  }
-  fclose(f);
-  buf[n] = '\0';
-  *len = n;
-  return buf;
-}
-
-/* Parses each line of path as strict JSON (fails the test otherwise). */
-static json_t *read_lines(const char *path) {
-  size_t n;
-  char *buf = read_file(path, &n);
-  json_t *arr = json_array();
-  char *save = NULL, *last_nl = strrchr(buf, '\n');
-  /* A writer may be in the middle of its next line: only complete lines count. */
-  if (last_nl != NULL)
-    last_nl[1] = '\0';
-  else
-    buf[0] = '\0';
-  for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-    json_error_t e;
-    json_t *j = json_loads(line, 0, &e);
-    if (j == NULL)
-      fail_msg("%s: not JSON (%s): %s", path, e.text, line);
-    json_array_append_new(arr, j);
-  }
-  free(buf);
-  return arr;
-}
 
 /* Acknowledged (2xx) alert ids a receiver logged, in order: ids[], count in *n;
  * fails on a duplicate unless allow_dup. */
 static void acked_ids(const char *log, int64_t *ids, size_t max, size_t *n, bool allow_dup) {
-  json_t *recs = read_lines(log);
+  json_t *recs = read_json_lines(log);
   *n = 0;
   for (size_t i = 0; i < json_array_size(recs); i++) {
     json_t *r = json_array_get(recs, i);
@@ -429,7 +385,7 @@ static void test_delivers_to_every_sink(void **state) {
   assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'delivered'"
                            " AND attempts = 1 AND delivered IS NOT NULL"), 10);
   /* the file: 5 lines, each alert once */
-  json_t *lines = read_lines(path);
+  json_t *lines = read_json_lines(path);
   assert_int_equal(json_array_size(lines), 5);
   int seen = 0;
   for (size_t i = 0; i < 5; i++) {
@@ -507,7 +463,7 @@ static void test_retry_timing(void **state) {
   assert_int_equal(r.left, 1);
   run_close(&r, false);
 
-  json_t *recs = read_lines(p.out);
+  json_t *recs = read_json_lines(p.out);
   assert_int_equal(json_array_size(recs), 4);
   static const double want[] = {0.3, 0.6, 1.0};
   for (size_t i = 1; i < 4; i++) {
@@ -605,7 +561,7 @@ static void test_owner_commits(void **state) {
   assert_int_equal(r.left, 0);
   run_close(&r, true);
   assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'delivered'"), 3);
-  json_t *lines = read_lines(path);
+  json_t *lines = read_json_lines(path);
   assert_int_equal(json_array_size(lines), 6); /* 3 + the same 3 again */
   json_decref(lines);
 }
@@ -638,7 +594,7 @@ static void test_unknown_sink_and_severity(void **state) {
   assert_int_equal(s.failed, 1);
   run_close(&r, false);
 
-  json_t *lines = read_lines(path);
+  json_t *lines = read_json_lines(path);
   assert_int_equal(json_array_size(lines), 1);
   assert_string_equal(json_string_value(json_object_get(json_array_get(lines, 0), "severity")),
                       "high");
@@ -674,7 +630,7 @@ static void test_bounded_one_per_row(void **state) {
   size_t n;
   acked_ids(p.out, ids, 32, &n, false); /* no row sent twice while in flight */
   assert_int_equal(n, 12);
-  json_t *recs = read_lines(p.out);
+  json_t *recs = read_json_lines(p.out);
   assert_int_equal(json_array_size(recs), 12);
   json_decref(recs);
   peer_stop(p.pid);
@@ -706,7 +662,7 @@ static void test_close_with_inflight(void **state) {
   for (int i = 0; i < 300; i++) {
     uv_run(&r.loop, UV_RUN_ONCE);
     json_decref(recs);
-    recs = read_lines(p.out);
+    recs = read_json_lines(p.out);
     if (json_array_size(recs) == 1)
       break;
   }
@@ -751,7 +707,7 @@ static void test_close_from_drain_callback(void **state) {
   assert_int_equal(r.closed, 2);
   assert_int_equal(uv_loop_close(&r.loop), 0);
   assert_int_equal(kw_store_close(r.st), 0);
-  json_t *lines = read_lines(path);
+  json_t *lines = read_json_lines(path);
   assert_int_equal(json_array_size(lines), 4);
   json_decref(lines);
   assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'delivered'"), 4);

@@ -31,6 +31,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+
+#include "kwtest_files.h"
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -158,60 +160,13 @@ static int free_port(int type) {
   return ntohs(a.sin_port);
 }
 
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  size_t cap = 0, n = 0;
-  if (f == NULL) {
-    *len = 0;
-    return calloc(1, 1);
-  }
-  for (;;) {
-    if (n + 4096 + 1 > cap) {
-      cap = (n + 4096 + 1) * 2;
-      buf = realloc(buf, cap);
-      assert_non_null(buf);
-    }
-    size_t got = fread(buf + n, 1, 4096, f);
-    n += got;
-    if (got == 0)
-      break;
-  }
-  fclose(f);
-  buf[n] = '\0';
-  *len = n;
-  return buf;
-}
-
-/* The JSON lines of a receiver's log (a new array; json_decref it). */
-static json_t *read_records(const char *path) {
-  size_t n;
-  char *buf = read_file(path, &n);
-  json_t *arr = json_array();
-  char *save = NULL, *last_nl = strrchr(buf, '\n');
-  /* The receiver may be writing its next record right now: a last line without its
-   * newline is not a record yet. */
-  if (last_nl != NULL)
-    last_nl[1] = '\0';
-  else
-    buf[0] = '\0';
-  for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-    json_error_t e;
-    json_t *j = json_loads(line, 0, &e);
-    if (j == NULL)
-      fail_msg("receiver log %s: %s", path, e.text);
-    json_array_append_new(arr, j);
-  }
-  free(buf);
-  return arr;
-}
 
 static json_t *wait_records(const char *path, size_t want, long ms) {
-  json_t *r = read_records(path);
+  json_t *r = read_json_lines(path);
   for (long waited = 0; json_array_size(r) < want && waited < ms; waited += 20) {
     json_decref(r);
     sleep_ms(20);
-    r = read_records(path);
+    r = read_json_lines(path);
   }
   return r;
 }
@@ -783,7 +738,7 @@ static void test_webhook_failures(void **state) {
   assert_int_not_equal(res.status, 0);
   assert_non_null(strstr(res.reason, "HTTP 302"));
   close_and_finish(&loop, s);
-  json_t *recs = read_records(target.out);
+  json_t *recs = read_json_lines(target.out);
   assert_int_equal(json_array_size(recs), 0);
   json_decref(recs);
 
@@ -836,7 +791,7 @@ static void test_webhook_close_cancels(void **state) {
   for (int i = 0; i < 200; i++) {
     uv_run(&loop, UV_RUN_NOWAIT);
     json_decref(recs);
-    recs = read_records(slow.out);
+    recs = read_json_lines(slow.out);
     if (json_array_size(recs) >= 1)
       break;
     sleep_ms(10);

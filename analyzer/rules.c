@@ -201,34 +201,6 @@ const char *kw_rule_type_name(enum kw_rule_type t) {
 
 /* ---- parsing helpers --------------------------------------------------------------- */
 
-int kw_duration_parse(const char *s, int64_t *us) {
-  char *end;
-  double v;
-  int64_t unit = 1000000;
-
-  if (s == NULL || *s == '\0')
-    return KW_EPARSE;
-  v = strtod(s, &end);
-  if (end == s || !(v >= 0 && v <= 1e9)) /* also refuses NaN */
-    return KW_EPARSE;
-  if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
-    unit = 1000000;
-  else if (strcmp(end, "ms") == 0)
-    unit = 1000;
-  else if (strcmp(end, "m") == 0)
-    unit = 60 * 1000000LL;
-  else if (strcmp(end, "h") == 0)
-    unit = 3600 * 1000000LL;
-  else if (strcmp(end, "d") == 0)
-    unit = 86400 * 1000000LL;
-  else
-    return KW_EPARSE;
-  if (v * (double)unit > 1e17) /* ~3 years: far past any sensible window */
-    return KW_EPARSE;
-  *us = (int64_t)(v * (double)unit);
-  return 0;
-}
-
 static int size_parse(const char *s, int64_t *out) {
   static const struct {
     const char *u;
@@ -322,7 +294,7 @@ bool kw_pattern_match(const struct kw_pattern *p, const char *method, size_t mle
   return i == tlen;
 }
 
-static int keysel_parse(const char *s, struct kw_keysel *k) {
+int kw_keysel_parse(const char *s, struct kw_keysel *k) {
   memset(k, 0, sizeof(*k));
   if (strncmp(s, "fp:", 3) == 0) {
     k->kind = KW_SEL_FP;
@@ -414,7 +386,7 @@ static int keysels(struct ctx *c, const char *field, char **in, unsigned n,
   if (*out == NULL)
     return KW_ENOMEM;
   for (*nout = 0; *nout < n; (*nout)++) {
-    if (keysel_parse(in[*nout], &(*out)[*nout]) != 0) {
+    if (kw_keysel_parse(in[*nout], &(*out)[*nout]) != 0) {
       snprintf(f, sizeof(f), "%s.%zu", field, *nout);
       return fail(c, f, "'%s' is not a key selector (display prefix, fp:HEX32, name:NAME)",
                   in[*nout]);

@@ -32,6 +32,7 @@
 #define KW_RULES_H
 
 #include "../sidecar/call.h"
+#include "../sidecar/timeutil.h" /* kw_duration_parse */
 
 #include <regex.h>
 #include <stdbool.h>
@@ -171,8 +172,9 @@ bool kw_cidr_contains(const struct kw_cidr *c, const struct kw_addr *a);
 bool kw_keysel_match(const struct kw_keysel *sel, size_t n, const uint8_t *fp,
                      const char *prefix, const char *name);
 
-/* Parses "30s", "10m", "24h", "7d" (or plain seconds). Returns 0 or KW_EPARSE. */
-int kw_duration_parse(const char *s, int64_t *us);
+/* Parses a key selector: a display-prefix start, fp:HEX32 or name:NAME (value copied).
+ * Returns 0 or KW_EPARSE (also when out of memory); free sel->value. */
+int kw_keysel_parse(const char *s, struct kw_keysel *sel);
 
 /* The embedded pack called name ("default"), or NULL. */
 const char *kw_rules_builtin(const char *name);

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -234,4 +235,32 @@ int64_t kw_time_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int kw_duration_parse(const char *s, int64_t *us) {
+  char *end;
+  double v;
+  int64_t unit = 1000000;
+
+  if (s == NULL || *s == '\0')
+    return KW_EPARSE;
+  v = strtod(s, &end);
+  if (end == s || !(v >= 0 && v <= 1e9)) /* also refuses NaN */
+    return KW_EPARSE;
+  if (strcmp(end, "") == 0 || strcmp(end, "s") == 0)
+    unit = 1000000;
+  else if (strcmp(end, "ms") == 0)
+    unit = 1000;
+  else if (strcmp(end, "m") == 0)
+    unit = 60 * 1000000LL;
+  else if (strcmp(end, "h") == 0)
+    unit = 3600 * 1000000LL;
+  else if (strcmp(end, "d") == 0)
+    unit = 86400 * 1000000LL;
+  else
+    return KW_EPARSE;
+  if (v * (double)unit > 1e17) /* ~3 years: far past any sensible window */
+    return KW_EPARSE;
+  *us = (int64_t)(v * (double)unit);
+  return 0;
 }

@@ -34,4 +34,8 @@ char *kw_time_format(int64_t us, char *buf, size_t len);
 /* Current wall-clock time in µs. */
 int64_t kw_time_now(void);
 
+/* Parses a duration: "30s", "250ms", "10m", "24h", "7d" (or plain seconds), at most
+ * ~3 years.  Returns 0 or KW_EPARSE. */
+int kw_duration_parse(const char *s, int64_t *us);
+
 #endif

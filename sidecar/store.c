@@ -111,6 +111,35 @@ static const char *const migrations[] = {
     "  batch INTEGER PRIMARY KEY, first_call INTEGER NOT NULL, last_call INTEGER NOT NULL,"
     "  calls INTEGER NOT NULL, prev BLOB NOT NULL, hash BLOB NOT NULL,"
     "  committed INTEGER NOT NULL);",
+    /* 4 → 5: the responder (revocations.h): the durable revocation queue with its
+     * audit of every key-store call, and the key stores' inventory.  Decisions recorded
+     * before the responder existed are kept, as never carried out. */
+    "CREATE TABLE IF NOT EXISTS revocations("
+    "  id INTEGER PRIMARY KEY, alert_id INTEGER, key_id INTEGER, rule TEXT,"
+    "  severity INTEGER NOT NULL DEFAULT 4, origin TEXT NOT NULL, decided_by TEXT NOT NULL,"
+    "  store TEXT, reason TEXT, decided INTEGER NOT NULL, event_ts INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'decided', dry_run INTEGER NOT NULL DEFAULT 0,"
+    "  attempts INTEGER NOT NULL DEFAULT 0, next_try INTEGER, give_up_at INTEGER,"
+    "  store_ref TEXT, result TEXT, updated INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS revocations_state ON revocations(state, next_try);"
+    "CREATE INDEX IF NOT EXISTS revocations_key ON revocations(key_id, decided);"
+    "CREATE TABLE IF NOT EXISTS revocation_calls("
+    "  id INTEGER PRIMARY KEY, revocation_id INTEGER NOT NULL, ts INTEGER NOT NULL,"
+    "  store TEXT NOT NULL, request TEXT NOT NULL, status INTEGER,"
+    "  duration_us INTEGER, result TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX IF NOT EXISTS revocation_calls_rev ON revocation_calls(revocation_id);"
+    "CREATE TABLE IF NOT EXISTS key_inventory("
+    "  store TEXT NOT NULL, ref TEXT NOT NULL, name TEXT, grp TEXT, created TEXT,"
+    "  prefix TEXT, key_id INTEGER, permission TEXT, synced INTEGER NOT NULL,"
+    "  gone INTEGER, PRIMARY KEY(store, ref)) WITHOUT ROWID;"
+    "INSERT INTO revocations(alert_id, key_id, rule, severity, origin, decided_by, reason,"
+    "  decided, event_ts, state, result, updated)"
+    "  SELECT d.alert_id, d.key_id, a.rule, coalesce(a.severity, 4), 'rule',"
+    "  'rule:' || coalesce(a.rule, '?'), d.detail, d.decided,"
+    "  coalesce(a.first_seen, d.decided), 'expired',"
+    "  'recorded before keywatch had a responder; never carried out', d.decided"
+    "  FROM decisions d LEFT JOIN alerts a ON a.id = d.alert_id;"
+    "DROP TABLE IF EXISTS decisions;",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))

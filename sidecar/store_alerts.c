@@ -16,6 +16,8 @@
 
 #define MAX_SAMPLES 20
 
+#define run1 kw__store_run1
+
 static const char *const severities[] = {"info", "low", "medium", "high", "critical"};
 
 const char *kw_severity_name(int sev) {
@@ -29,9 +31,7 @@ int kw_severity_parse(const char *s) {
   return -1;
 }
 
-/* Prepares, binds with a format of 'i' (int64), 'n' (int64, NULL when negative), 't'
- * (text, NULL allowed) and steps once; *out gets column 0 of a returned row.  Returns 0, 1 (no row) or KW_ESTORE. */
-static int run1(sqlite3 *db, const char *sql, const char *fmt, int64_t *out, ...) {
+int kw__store_run1(sqlite3 *db, const char *sql, const char *fmt, int64_t *out, ...) {
   sqlite3_stmt *s;
   va_list ap;
   int rc;
@@ -54,6 +54,14 @@ static int run1(sqlite3 *db, const char *sql, const char *fmt, int64_t *out, ...
       const char *t = va_arg(ap, const char *);
       if (t)
         sqlite3_bind_text(s, i + 1, t, -1, SQLITE_TRANSIENT);
+      else
+        sqlite3_bind_null(s, i + 1);
+      break;
+    }
+    case 'b': {
+      const uint8_t *b = va_arg(ap, const uint8_t *);
+      if (b)
+        sqlite3_bind_blob(s, i + 1, b, KW_FP_LEN, SQLITE_TRANSIENT);
       else
         sqlite3_bind_null(s, i + 1);
       break;
@@ -102,12 +110,18 @@ int kw_store_alert(struct kw_store *st, const struct kw_firing *f, int64_t sampl
              "ttitnitti", id, f->rule, f->type, (int64_t)f->severity, f->action, key, f->ts_us,
              f->summary, f->details, now);
     *created = true;
-    /* action: revoke is recorded as a decision for the responder to carry out. */
-    if (r >= 0 && strcmp(f->action, "revoke") == 0)
+    /* action: revoke is recorded as a decision for the responder, which applies its
+     * safeguards once this batch is committed (revocations.h). */
+    if (r >= 0 && strcmp(f->action, "revoke") == 0) {
+      char by[160];
+      snprintf(by, sizeof(by), "rule:%s", f->rule);
       r = run1(db,
-               "INSERT INTO decisions(alert_id, key_id, action, decided, detail)"
-               " VALUES(?1, ?2, 'revoke', ?3, ?4)",
-               "init", NULL, *id, key, now, f->summary);
+               "INSERT INTO revocations(alert_id, key_id, rule, severity, origin, decided_by,"
+               " reason, decided, event_ts, updated)"
+               " VALUES(?1, ?2, ?3, ?4, 'rule', ?5, ?6, ?7, ?8, ?7)",
+               "intittii", NULL, *id, key, f->rule, (int64_t)f->severity, by, f->summary, now,
+               f->ts_us);
+    }
     for (size_t i = 0; i < nsinks && r >= 0; i++)
       r = run1(db,
                "INSERT INTO outbox(alert_id, sink, event, next_try) VALUES(?1, ?2, 'new', ?3)",

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "err.h"
+#include "timeutil.h"
 #include "yamlfile.h"
 
 #include <cyaml/cyaml.h>
@@ -159,6 +160,110 @@ static const cyaml_schema_value_t sink_entry = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_sink_cfg, sink_fields),
 };
 
+/* ---- responder (key stores and safeguards) ---- */
+
+static const cyaml_schema_value_t uint_entry = {
+    CYAML_VALUE_UINT(CYAML_FLAG_DEFAULT, unsigned),
+};
+
+#define UINTLIST_FIELD(key, type, member)                                                \
+  CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, type, member,       \
+                       &uint_entry, 0, CYAML_UNLIMITED)
+
+static const cyaml_schema_field_t secret_fields[] = {
+    STR_FIELD("env", struct kw_secret_cfg, env),
+    STR_FIELD("file", struct kw_secret_cfg, file),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t store_header_fields[] = {
+    STR_FIELD("name", struct kw_store_header_cfg, name),
+    STR_FIELD("value", struct kw_store_header_cfg, value),
+    STR_FIELD("prefix", struct kw_store_header_cfg, prefix),
+    CYAML_FIELD_MAPPING_PTR("secret", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            struct kw_store_header_cfg, secret, secret_fields),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t store_header_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_store_header_cfg, store_header_fields),
+};
+
+static const cyaml_schema_field_t lookup_fields[] = {
+    STR_FIELD("method", struct kw_lookup_cfg, method),
+    STR_FIELD("url", struct kw_lookup_cfg, url),
+    STR_FIELD("items", struct kw_lookup_cfg, items),
+    STR_FIELD("match_field", struct kw_lookup_cfg, match_field),
+    STR_FIELD("match", struct kw_lookup_cfg, match),
+    STR_FIELD("id_field", struct kw_lookup_cfg, id_field),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t seatable_base_fields[] = {
+    CYAML_FIELD_UINT("workspace_id", CYAML_FLAG_DEFAULT, struct kw_seatable_base_cfg,
+                     workspace_id),
+    STR_FIELD("base_name", struct kw_seatable_base_cfg, base_name),
+    STR_FIELD("dtable_uuid", struct kw_seatable_base_cfg, dtable_uuid),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t seatable_base_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_seatable_base_cfg, seatable_base_fields),
+};
+
+static const cyaml_schema_field_t keystore_fields[] = {
+    STR_FIELD("name", struct kw_keystore_cfg, name),
+    STR_FIELD("type", struct kw_keystore_cfg, type),
+    STR_FIELD("url", struct kw_keystore_cfg, url),
+    STRLIST_FIELD("prefixes", struct kw_keystore_cfg, prefixes),
+    STR_FIELD("action", struct kw_keystore_cfg, action),
+    STR_FIELD("auth", struct kw_keystore_cfg, auth),
+    CYAML_FIELD_MAPPING_PTR("credential", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            struct kw_keystore_cfg, credential, secret_fields),
+    CYAML_FIELD_SEQUENCE("bases", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_keystore_cfg, bases, &seatable_base_entry, 0,
+                         CYAML_UNLIMITED),
+    CYAML_FIELD_BOOL("system_admin", CYAML_FLAG_OPTIONAL, struct kw_keystore_cfg,
+                     system_admin),
+    STR_FIELD("method", struct kw_keystore_cfg, method),
+    CYAML_FIELD_SEQUENCE("headers", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_keystore_cfg, headers, &store_header_entry, 0,
+                         CYAML_UNLIMITED),
+    STR_FIELD("body", struct kw_keystore_cfg, body),
+    UINTLIST_FIELD("success", struct kw_keystore_cfg, success),
+    UINTLIST_FIELD("gone", struct kw_keystore_cfg, gone),
+    CYAML_FIELD_MAPPING_PTR("lookup", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            struct kw_keystore_cfg, lookup, lookup_fields),
+    STRLIST_FIELD("argv", struct kw_keystore_cfg, argv),
+    UINTLIST_FIELD("gone_exit", struct kw_keystore_cfg, gone_exit),
+    STR_FIELD("timeout", struct kw_keystore_cfg, timeout),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t keystore_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_keystore_cfg, keystore_fields),
+};
+
+static const cyaml_schema_field_t responder_fields[] = {
+    CYAML_FIELD_BOOL_PTR("dry_run", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_responder_cfg, dry_run),
+    STR_FIELD("min_severity", struct kw_responder_cfg, min_severity),
+    CYAML_FIELD_UINT("max_per_hour", CYAML_FLAG_OPTIONAL, struct kw_responder_cfg,
+                     max_per_hour),
+    CYAML_FIELD_UINT("max_per_day", CYAML_FLAG_OPTIONAL, struct kw_responder_cfg,
+                     max_per_day),
+    STR_FIELD("key_cooldown", struct kw_responder_cfg, key_cooldown),
+    STR_FIELD("max_age", struct kw_responder_cfg, max_age),
+    STR_FIELD("give_up_after", struct kw_responder_cfg, give_up_after),
+    STR_FIELD("retry_initial", struct kw_responder_cfg, retry_initial),
+    STR_FIELD("retry_max", struct kw_responder_cfg, retry_max),
+    STR_FIELD("inventory_interval", struct kw_responder_cfg, inventory_interval),
+    STRLIST_FIELD("protect", struct kw_responder_cfg, protect),
+    CYAML_FIELD_SEQUENCE("stores", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_responder_cfg, stores, &keystore_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t top_fields[] = {
     STR_FIELD("db", struct kw_config, db),
     STR_FIELD("secret_file", struct kw_config, secret_file),
@@ -174,6 +279,8 @@ static const cyaml_schema_field_t top_fields[] = {
     STRLIST_FIELD("rules", struct kw_config, rules),
     CYAML_FIELD_SEQUENCE("sinks", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL, struct kw_config,
                          sinks, &sink_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_MAPPING("responder", CYAML_FLAG_OPTIONAL, struct kw_config, responder,
+                        responder_fields),
     CYAML_FIELD_END,
 };
 
@@ -229,6 +336,57 @@ int kw_config_set(char **slot, const char *value) {
   return 0;
 }
 
+static const char *const known_store_types[] = {"metabase", "seatable", "kong", "http",
+                                                "command", NULL};
+static const char *const known_store_actions[] = {"revoke", "regenerate", NULL};
+static const char *const known_mb_auth[] = {"api_key", "session", NULL};
+static const char *const known_lookup_match[] = {"prefix", "fingerprint", "fingerprint_hex",
+                                                 NULL};
+static const char *const known_methods[] = {"GET", "POST", "PUT", "PATCH", "DELETE", NULL};
+
+static int responder_defaults(struct kw_responder_cfg *rc) {
+  int r = 0;
+  if (rc->dry_run == NULL) {
+    if ((rc->dry_run = malloc(sizeof(*rc->dry_run))) == NULL)
+      return KW_ENOMEM;
+    *rc->dry_run = true; /* automation is switched on explicitly, after `keywatch shadow` */
+  }
+  if (rc->min_severity == NULL)
+    r = r ? r : kw_config_set(&rc->min_severity, "high");
+  if (rc->max_per_hour == 0)
+    rc->max_per_hour = 3;
+  if (rc->max_per_day == 0)
+    rc->max_per_day = 10;
+  if (rc->key_cooldown == NULL)
+    r = r ? r : kw_config_set(&rc->key_cooldown, "24h");
+  if (rc->max_age == NULL)
+    r = r ? r : kw_config_set(&rc->max_age, "1h");
+  if (rc->give_up_after == NULL)
+    r = r ? r : kw_config_set(&rc->give_up_after, "24h");
+  if (rc->retry_initial == NULL)
+    r = r ? r : kw_config_set(&rc->retry_initial, "1s");
+  if (rc->retry_max == NULL)
+    r = r ? r : kw_config_set(&rc->retry_max, "5m");
+  if (rc->inventory_interval == NULL)
+    r = r ? r : kw_config_set(&rc->inventory_interval, "10m");
+  for (unsigned i = 0; i < rc->stores_count && r == 0; i++) {
+    struct kw_keystore_cfg *k = &rc->stores[i];
+    if (k->name == NULL && k->type != NULL)
+      r = kw_config_set(&k->name, k->type);
+    if (r == 0 && k->action == NULL)
+      r = kw_config_set(&k->action, "revoke");
+    if (r == 0 && k->timeout == NULL)
+      r = kw_config_set(&k->timeout, "5s");
+    if (r == 0 && k->type != NULL && strcmp(k->type, "metabase") == 0 && k->auth == NULL)
+      r = kw_config_set(&k->auth, "api_key");
+    if (r == 0 && k->type != NULL && strcmp(k->type, "metabase") == 0 && k->prefixes == NULL) {
+      static const char *const mb[] = {"mb_", NULL};
+      r = set_list(&k->prefixes, &k->prefixes_count, mb);
+    }
+  }
+  return r;
+}
+
 static int apply_defaults(struct kw_config *c) {
   struct kw_identity_cfg *id = &c->identity;
   int r = 0;
@@ -274,6 +432,7 @@ static int apply_defaults(struct kw_config *c) {
     if (k->timeout_ms == 0)
       k->timeout_ms = 5000;
   }
+  r = r ? r : responder_defaults(&c->responder);
   for (unsigned i = 0; i < c->sources_count; i++) {
     struct kw_source_cfg *src = &c->sources[i];
     if (src->type == NULL)
@@ -347,6 +506,129 @@ static int lower_list(const struct kw_config *c, const char *name, char **list, 
     for (char *p = list[i]; *p; p++)
       *p = (char)tolower((unsigned char)*p);
   }
+  return 0;
+}
+
+static int check_duration(const struct kw_config *c, const char *field, const char *v,
+                          int64_t *us, char *err, size_t errlen) {
+  if (kw_duration_parse(v, us) != 0)
+    return kw_config_error(c, field, err, errlen,
+                           "'%s' is not a duration (30s, 250ms, 10m, 24h, 7d)", v);
+  return 0;
+}
+
+static int check_secret(const struct kw_config *c, const char *field,
+                        const struct kw_secret_cfg *s, char *err, size_t errlen) {
+  if (s == NULL)
+    return 0;
+  if ((s->env == NULL) == (s->file == NULL))
+    return kw_config_error(c, field, err, errlen,
+                           "needs exactly one of 'env' (a variable) or 'file' (mode 0600)");
+  return 0;
+}
+
+static int validate_store(struct kw_config *c, unsigned i, char *err, size_t errlen) {
+  struct kw_keystore_cfg *k = &c->responder.stores[i];
+  char field[96];
+  int r;
+
+#define F(sub) (snprintf(field, sizeof(field), "responder.stores.%u%s", i, sub), field)
+  if (k->type == NULL)
+    return kw_config_error(c, F(".type"), err, errlen,
+                           "missing (metabase, seatable, kong, http, command)");
+  if ((r = check_enum(c, F(".type"), k->type, known_store_types, err, errlen)) != 0 ||
+      (r = check_enum(c, F(".action"), k->action, known_store_actions, err, errlen)) != 0 ||
+      (r = check_enum(c, F(".auth"), k->auth, known_mb_auth, err, errlen)) != 0 ||
+      (r = check_enum(c, F(".method"), k->method, known_methods, err, errlen)) != 0 ||
+      (r = check_duration(c, F(".timeout"), k->timeout, &k->timeout_us, err, errlen)) != 0 ||
+      (r = check_secret(c, F(".credential"), k->credential, err, errlen)) != 0)
+    return r;
+  if (k->timeout_us < 1000 || k->timeout_us > 300 * 1000000LL)
+    return kw_config_error(c, F(".timeout"), err, errlen, "out of range (1ms to 5m)");
+  if (strcmp(k->action, "regenerate") == 0 && strcmp(k->type, "metabase") != 0)
+    return kw_config_error(c, F(".action"), err, errlen,
+                           "only a metabase store can regenerate; the others revoke");
+  if (strcmp(k->type, "command") == 0) {
+    if (k->argv_count == 0 || k->argv[0][0] != '/')
+      return kw_config_error(c, F(".argv"), err, errlen,
+                             "needs an argv list whose first entry is an absolute path");
+  } else if (k->url == NULL) {
+    return kw_config_error(c, F(""), err, errlen, "a %s store needs 'url'", k->type);
+  }
+  if (strcmp(k->type, "seatable") == 0) {
+    if (k->bases_count == 0)
+      return kw_config_error(c, F(".bases"), err, errlen,
+                             "a seatable store needs its bases (workspace_id, base_name)");
+    for (unsigned b = 0; b < k->bases_count; b++) {
+      char sub[48];
+      snprintf(sub, sizeof(sub), ".bases.%u", b);
+      if (k->bases[b].base_name == NULL || (k->system_admin && !k->bases[b].dtable_uuid))
+        return kw_config_error(c, F(sub), err, errlen,
+                               "needs 'base_name'%s", k->system_admin ? " and 'dtable_uuid'"
+                                                                      : "");
+    }
+  }
+  if (strcmp(k->type, "http") == 0 && k->lookup != NULL) {
+    struct kw_lookup_cfg *l = k->lookup;
+    if (l->url == NULL || l->match_field == NULL || l->id_field == NULL)
+      return kw_config_error(c, F(".lookup"), err, errlen,
+                             "needs 'url', 'match_field' and 'id_field'");
+    if ((r = check_enum(c, F(".lookup.match"), l->match, known_lookup_match, err, errlen)) ||
+        (r = check_enum(c, F(".lookup.method"), l->method, known_methods, err, errlen)))
+      return r;
+  }
+  for (unsigned h = 0; h < k->headers_count; h++) {
+    struct kw_store_header_cfg *hd = &k->headers[h];
+    char sub[48];
+    snprintf(sub, sizeof(sub), ".headers.%u", h);
+    if (hd->name == NULL || (hd->value == NULL) == (hd->secret == NULL))
+      return kw_config_error(c, F(sub), err, errlen,
+                             "needs 'name' and one of 'value' or 'secret' ({env: VAR} or "
+                             "{file: PATH})");
+    snprintf(sub, sizeof(sub), ".headers.%u.secret", h);
+    if ((r = check_secret(c, F(sub), hd->secret, err, errlen)) != 0)
+      return r;
+  }
+  for (unsigned j = 0; j < i; j++) {
+    if (strcmp(c->responder.stores[j].name, k->name) == 0)
+      return kw_config_error(c, F(".name"), err, errlen, "'%s' names stores %u and %u",
+                             k->name, j, i);
+  }
+#undef F
+  return 0;
+}
+
+static int validate_responder(struct kw_config *c, char *err, size_t errlen) {
+  struct kw_responder_cfg *rc = &c->responder;
+  int r;
+  if ((r = check_enum(c, "responder.min_severity", rc->min_severity, known_severities, err,
+                      errlen)) != 0 ||
+      (r = check_duration(c, "responder.key_cooldown", rc->key_cooldown, &rc->key_cooldown_us,
+                          err, errlen)) != 0 ||
+      (r = check_duration(c, "responder.max_age", rc->max_age, &rc->max_age_us, err,
+                          errlen)) != 0 ||
+      (r = check_duration(c, "responder.give_up_after", rc->give_up_after, &rc->give_up_us,
+                          err, errlen)) != 0 ||
+      (r = check_duration(c, "responder.retry_initial", rc->retry_initial,
+                          &rc->retry_initial_us, err, errlen)) != 0 ||
+      (r = check_duration(c, "responder.retry_max", rc->retry_max, &rc->retry_max_us, err,
+                          errlen)) != 0 ||
+      (r = check_duration(c, "responder.inventory_interval", rc->inventory_interval,
+                          &rc->inventory_us, err, errlen)) != 0)
+    return r;
+  for (int s = 0; known_severities[s]; s++)
+    if (strcmp(known_severities[s], rc->min_severity) == 0)
+      rc->min_sev = s;
+  if (rc->retry_initial_us < 10000 || rc->retry_max_us < rc->retry_initial_us)
+    return kw_config_error(c, "responder.retry_initial", err, errlen,
+                           "must be at least 10ms and at most retry_max");
+  if (rc->max_per_day < rc->max_per_hour)
+    return kw_config_error(c, "responder.max_per_day", err, errlen,
+                           "%u is less than max_per_hour (%u)", rc->max_per_day,
+                           rc->max_per_hour);
+  for (unsigned i = 0; i < rc->stores_count; i++)
+    if ((r = validate_store(c, i, err, errlen)) != 0)
+      return r;
   return 0;
 }
 
@@ -471,7 +753,7 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
       return kw_config_error(c, field, err, errlen,
                              "fingerprint must be 32 hex characters (see `keywatch keys`)");
   }
-  return 0;
+  return validate_responder(c, err, errlen);
 }
 
 /* ---- load / free ------------------------------------------------------------------- */

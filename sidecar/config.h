@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Where keys are looked for, and what is redacted (see collector/keyid.h). */
 struct kw_identity_cfg {
@@ -104,6 +105,94 @@ struct kw_sink_cfg {
   unsigned timeout_ms; /* webhook/syslog per delivery (default 5000) */
 };
 
+/* A secret the responder sends to a key store: from an environment variable or a file
+ * (which must not be readable by group or others); never from the YAML itself. */
+struct kw_secret_cfg {
+  char *env;
+  char *file;
+};
+
+/* A header of a key-store request; the value is `prefix` + the secret, or `value` when
+ * it is no secret. */
+struct kw_store_header_cfg {
+  char *name;
+  char *value;                 /* plain value (may hold ${...} placeholders) */
+  char *prefix;                /* put before the secret ("Bearer ") */
+  struct kw_secret_cfg *secret;
+};
+
+/* The http adapter's lookup call: how a key maps to the store's id. */
+struct kw_lookup_cfg {
+  char *method;      /* GET (default) */
+  char *url;         /* may hold placeholders */
+  char *items;       /* dotted path to the array of keys in the answer ("" = the answer) */
+  char *match_field; /* field of an item compared with the key */
+  char *match;       /* prefix (field starts with / is the display prefix), fingerprint
+                      * (field is the raw key: fingerprinted), fingerprint_hex */
+  char *id_field;    /* field of the matching item that is ${key_id} */
+};
+
+struct kw_seatable_base_cfg {
+  unsigned workspace_id;
+  char *base_name;
+  char *dtable_uuid;   /* needed with system_admin */
+};
+
+/* A key store the responder can revoke keys at (see analyzer/keystore.h). */
+struct kw_keystore_cfg {
+  char *name;          /* default: the type */
+  char *type;          /* metabase, seatable, kong, http, command */
+  char *url;           /* base URL (metabase, seatable, kong); revoke URL (http) */
+  char **prefixes;     /* display prefixes this store owns ("mb_"); default per type */
+  unsigned prefixes_count;
+  char *action;        /* revoke (default) or regenerate (metabase) */
+  char *auth;          /* metabase: api_key (X-API-Key, default) or session */
+  struct kw_secret_cfg *credential;
+  /* seatable: the bases whose tokens are watched */
+  struct kw_seatable_base_cfg *bases;
+  unsigned bases_count;
+  bool system_admin;   /* seatable: revoke through /api/v2.1/admin/… */
+  /* http */
+  char *method;
+  struct kw_store_header_cfg *headers;
+  unsigned headers_count;
+  char *body;
+  unsigned *success;   /* status codes meaning revoked (default 200, 204) */
+  unsigned success_count;
+  unsigned *gone;      /* status codes meaning "not there any more" (default 404, 410) */
+  unsigned gone_count;
+  struct kw_lookup_cfg *lookup;
+  /* command */
+  char **argv;
+  unsigned argv_count;
+  unsigned *gone_exit; /* exit codes meaning "not there any more" */
+  unsigned gone_exit_count;
+  char *timeout;       /* per call (default 5s) */
+  int64_t timeout_us;  /* parsed at load */
+};
+
+/* Automatic revocation and its safeguards (analyzer/responder.h). */
+struct kw_responder_cfg {
+  bool *dry_run;         /* default true: decisions are recorded, nothing is revoked */
+  char *min_severity;    /* default high */
+  unsigned max_per_hour; /* default 3 */
+  unsigned max_per_day;  /* default 10 */
+  char *key_cooldown;    /* default 24h */
+  char *max_age;         /* default 1h: older decisions (a replayed log) are not carried out */
+  char *give_up_after;   /* default 24h */
+  char *retry_initial;   /* default 1s */
+  char *retry_max;       /* default 5m */
+  char *inventory_interval; /* default 10m; 0 disables */
+  char **protect;        /* key selectors never revoked automatically */
+  unsigned protect_count;
+  struct kw_keystore_cfg *stores;
+  unsigned stores_count;
+  /* parsed at load from the strings above */
+  int min_sev;
+  int64_t key_cooldown_us, max_age_us, give_up_us, retry_initial_us, retry_max_us,
+      inventory_us;
+};
+
 struct kw_config {
   char *file; /* the file it was loaded from, NULL for defaults */
   char *db;
@@ -119,6 +208,7 @@ struct kw_config {
   unsigned rules_count;
   struct kw_sink_cfg *sinks;
   unsigned sinks_count;
+  struct kw_responder_cfg responder;
 };
 
 /* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),

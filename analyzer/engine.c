@@ -120,6 +120,7 @@ struct kw_engine {
   size_t slot_off[MAX_RULES];
   size_t state_size;
   struct kw_dict *keys, *addrs;
+  struct kw_dict *revoked; /* fingerprints the responder revoked (revoked_key_use) */
   char *states; /* nsubj × state_size */
   size_t nsubj, cap;
   char summary[512];
@@ -226,9 +227,12 @@ static void subj_init(struct kw_engine *e, struct subj *s) {
               f->granted |= 1u << k;
       }
       break;
-    case KW_RULE_REVOKED_KEY_USE:
-      f->flagged = kw_keysel_match(rs->revoked, rs->nrevoked, fp, s->prefix, name);
+    case KW_RULE_REVOKED_KEY_USE: {
+      int64_t v;
+      f->flagged = kw_keysel_match(rs->revoked, rs->nrevoked, fp, s->prefix, name) ||
+                   kw_dict_get(e->revoked, fp, KW_FP_LEN, &v);
       break;
+    }
     case KW_RULE_CANARY:
       f->flagged = kw_keysel_match(rs->canaries, rs->ncanaries, fp, s->prefix, name);
       break;
@@ -307,12 +311,26 @@ int kw_engine_create(const struct kw_ruleset *rs, const struct kw_config *cfg,
                           rs->rules[i].type == KW_RULE_MATCH;
   }
   if (kw_dict_create(MAX_SUBJECTS, &e->keys) != 0 || kw_dict_create(MAX_SUBJECTS, &e->addrs) ||
-      kw_dict_create(100000, &e->selected) != 0 ||
+      kw_dict_create(100000, &e->selected) != 0 || kw_dict_create(MAX_SUBJECTS, &e->revoked) ||
       (e->dj = open_memstream(&e->details, &e->details_len)) == NULL) {
     kw_engine_destroy(e);
     return KW_ENOMEM;
   }
   *out = e;
+  return 0;
+}
+
+int kw_engine_mark_revoked(struct kw_engine *e, const uint8_t *fp) {
+  int64_t idx;
+  int r;
+  if ((r = kw_dict_put(e->revoked, fp, KW_FP_LEN, 1)) != 0)
+    return r;
+  if (!kw_dict_get(e->keys, fp, KW_FP_LEN, &idx))
+    return 0; /* not seen yet: subj_init() will flag it */
+  struct subj *s = subj_at(e, (size_t)idx);
+  for (size_t i = 0; i < e->rs->n; i++)
+    if (e->rs->rules[i].type == KW_RULE_REVOKED_KEY_USE)
+      ((struct s_flags *)slot(e, s, i))->flagged = 1;
   return 0;
 }
 
@@ -322,6 +340,7 @@ void kw_engine_destroy(struct kw_engine *e) {
   kw_dict_destroy(e->keys);
   kw_dict_destroy(e->addrs);
   kw_dict_destroy(e->selected);
+  kw_dict_destroy(e->revoked);
   free(e->states);
   if (e->dj)
     fclose(e->dj);

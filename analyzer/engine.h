@@ -33,6 +33,11 @@ int kw_engine_create(const struct kw_ruleset *rs, const struct kw_config *cfg,
                      struct kw_engine **out);
 void kw_engine_destroy(struct kw_engine *e);
 
+/* Marks the key with fingerprint fp as revoked at its key store (by the responder):
+ * revoked_key_use rules fire when it still gets successful answers.  Returns 0 or
+ * KW_ENOMEM. */
+int kw_engine_mark_revoked(struct kw_engine *e, const uint8_t *fp);
+
 /* Evaluates one call; cb runs for every rule that fires. Returns the number of firings. */
 int kw_engine_call(struct kw_engine *e, const struct kw_call *c, kw_fire_cb cb, void *ctx);
 

@@ -16,6 +16,7 @@
  */
 #include "daemon.h"
 #include "../analyzer/outbox.h"
+#include "../analyzer/responder.h"
 #include "../analyzer/sink.h"
 #include "../collector/capture.h"
 #include "../collector/format.h"
@@ -24,6 +25,7 @@
 #include "err.h"
 #include "fingerprint.h"
 #include "pipeline.h"
+#include "revocations.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -111,6 +113,9 @@ struct kw_daemon {
   struct kw_sinks *sinks;   /* where alerts go (NULL: none configured) */
   struct kw_outbox *outbox; /* delivers them, marks joining our group commits */
   uint64_t alerts_seen;     /* pipeline alert count at the last kick */
+  uint64_t revocations_seen; /* pipeline revocation decisions at the last commit */
+  struct kw_responder *responder; /* carries out revocations (borrows cfg) */
+  const char **sink_names;  /* of cfg->sinks, for the responder's own alerts */
   struct src *srcs;
   struct group *groups;
   uv_timer_t commit_timer, status_timer, glob_timer, baseline_timer, checkpoint_timer;
@@ -136,6 +141,8 @@ static int cmp_i64(const void *a, const void *b) {
 }
 
 static void fail(struct kw_daemon *d, int err, const char *what);
+static void maybe_stopped(struct kw_daemon *d);
+static void on_commit_timer(uv_timer_t *h);
 
 /* Writes everything a source has to say into the open batch. */
 static int save_src(struct src *s, int64_t now) {
@@ -172,7 +179,87 @@ static int commit(struct kw_daemon *d) {
     d->alerts_seen = kw_pipeline_stats(d->pipe)->alerts;
     kw_outbox_kick(d->outbox);
   }
+  /* Decisions in this batch are durable now: the responder may judge and send. */
+  if (r == 0) {
+    d->revocations_seen = kw_pipeline_stats(d->pipe)->revocations;
+    kw_responder_committed(d->responder);
+  }
   return r;
+}
+
+/* ---- the responder ------------------------------------------------------------------ */
+
+/* The responder judged a decision: commit on the next turn of the loop (restarting the
+ * commit timer at 0), so the revocation is sent without waiting out commit_ms. */
+static void commit_soon(void *arg) {
+  struct kw_daemon *d = arg;
+  if (!d->stopping)
+    uv_timer_start(&d->commit_timer, on_commit_timer, 0, d->cfg->run.commit_ms);
+}
+
+/* A key the responder just revoked (keys revoked before are loaded by the pipeline). */
+static void mark_one(const uint8_t *fp, void *arg) {
+  struct kw_daemon *d = arg;
+  struct kw_engine *e = kw_pipeline_engine(d->pipe);
+  if (e != NULL && kw_engine_mark_revoked(e, fp) != 0)
+    kw_log(d->log, KW_LOG_WARN, "revoked_key_not_watched", NULL);
+}
+
+static int start_responder(struct kw_daemon *d, char *err, size_t errlen) {
+  const char **names = calloc(d->cfg->sinks_count + 1, sizeof(char *));
+  int r;
+  if (names == NULL)
+    return KW_ENOMEM;
+  for (unsigned i = 0; i < d->cfg->sinks_count; i++)
+    names[i] = d->cfg->sinks[i].name;
+  free(d->sink_names);
+  d->sink_names = names;
+  struct kw_responder_opts o = {
+      .store = d->st,
+      .cfg = d->cfg,
+      .fpr = d->fp,
+      .log = d->log,
+      .owner_commits = true,
+      .request_commit = commit_soon,
+      .sinks = names,
+      .nsinks = d->cfg->sinks_count,
+      .sync_inventory = true,
+      .on_revoked = mark_one,
+      .arg = d,
+  };
+  if ((r = kw_responder_init(d->loop, &o, &d->responder, err, errlen)) != 0)
+    return r;
+  d->open_handles++; /* held until the responder is closed */
+  return 0;
+}
+
+struct retired {
+  struct kw_daemon *d;
+  struct kw_config *cfg; /* the configuration the closed responder borrowed */
+};
+
+static void on_responder_closed(void *arg) {
+  struct retired *rt = arg;
+  struct kw_daemon *d = rt->d;
+  kw_config_destroy(rt->cfg);
+  free(rt);
+  d->open_handles--;
+  maybe_stopped(d);
+}
+
+/* Closes the responder; cfg (NULL: none) is freed once it is closed. */
+static void retire_responder(struct kw_daemon *d, struct kw_config *cfg) {
+  struct retired *rt = calloc(1, sizeof(*rt));
+  struct kw_responder *r = d->responder;
+  d->responder = NULL;
+  if (rt == NULL) { /* out of memory: keep the config alive (a leak beats a crash) */
+    kw_responder_close(r, NULL, NULL);
+    d->open_handles--;
+    return;
+  }
+  rt->d = d;
+  rt->cfg = cfg;
+  kw_responder_close(r, on_responder_closed, rt);
 }
 
 static void write_status(struct kw_daemon *d) {
@@ -219,7 +306,6 @@ static void do_checkpoint(uv_work_t *w) {
   d->checkpoint_err = kw_store_checkpoint(d->db_path);
 }
 
-static void maybe_stopped(struct kw_daemon *d);
 
 static void after_checkpoint(uv_work_t *w, int status) {
   struct kw_daemon *d = w->data;
@@ -271,6 +357,8 @@ static void feed(struct src *s, const char *line, size_t len, size_t consumed) {
   s->dirty = true;
   if (kw_store_pending(d->st) >= d->cfg->ingest.batch_rows)
     commit(d);
+  else if (kw_pipeline_stats(d->pipe)->revocations != d->revocations_seen)
+    commit_soon(d); /* a revocation decided: durable at once, the responder goes next */
 }
 
 /* ---- file sources ------------------------------------------------------------------ */
@@ -445,6 +533,8 @@ static void on_capture_rec(const struct kw_rec *rec, size_t wire_bytes, void *ct
   s->lines++;
   if (kw_store_pending(d->st) >= d->cfg->ingest.batch_rows)
     commit(d);
+  else if (kw_pipeline_stats(d->pipe)->revocations != d->revocations_seen)
+    commit_soon(d);
 }
 
 static void on_capture_readable(uv_poll_t *h, int status, int events) {
@@ -792,6 +882,8 @@ int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
       return r;
     }
   }
+  if ((r = start_responder(d, err, errlen)) != 0)
+    return r;
   for (unsigned i = 0; i < d->cfg->sources_count; i++)
     if ((r = add_configured(d, &d->cfg->sources[i], err, errlen)) != 0)
       return r;
@@ -864,6 +956,7 @@ int kw_daemon_reload(struct kw_daemon *d) {
   kw_pipeline_destroy(d->pipe);
   d->pipe = np;
   kw_pipeline_set_autocommit(d->pipe, false);
+  d->revocations_seen = 0; /* the new pipeline counts from 0 */
   d->cfg = nc;
   /* Sources added or changed start, from their committed positions. */
   for (unsigned i = 0; i < nc->sources_count; i++) {
@@ -875,6 +968,14 @@ int kw_daemon_reload(struct kw_daemon *d) {
       running = strcmp(g->cfg_name, c->name) == 0;
     if (!running && add_configured(d, c, err, sizeof(err)) != 0)
       kw_log(d->log, KW_LOG_ERROR, "source_failed", "source", c->name, "error", err, NULL);
+  }
+  /* The responder borrows the configuration: a new one starts on the new file, the old
+   * one closes (attempts in flight stay queued and are sent again) and frees old. */
+  if (d->responder != NULL) {
+    retire_responder(d, old);
+    old = NULL;
+    if (start_responder(d, err, sizeof(err)) != 0)
+      kw_log(d->log, KW_LOG_ERROR, "responder_failed", "error", err, NULL);
   }
   kw_config_destroy(old);
   if (d->sinks != NULL && kw_sink_reopen_all(d->sinks) != 0)
@@ -953,6 +1054,8 @@ void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *a
   for (int i = 0; i < d->timers; i++)
     uv_close((uv_handle_t *)timers[i], on_timer_closed);
   d->timers = 0;
+  if (d->responder != NULL)
+    retire_responder(d, NULL);
   if (d->outbox != NULL || d->sinks != NULL) {
     d->open_handles++;
     if (d->outbox != NULL)
@@ -987,6 +1090,7 @@ int kw_daemon_destroy(struct kw_daemon *d) {
     r = KW_ESTORE;
   kw_fingerprint_destroy(d->fp);
   kw_config_destroy(d->cfg);
+  free(d->sink_names);
   free(d->config_path);
   free(d);
   return r;

@@ -6,6 +6,7 @@
  * transaction as the calls they count.
  */
 #include "pipeline.h"
+#include "revocations.h"
 #include "../analyzer/endpoint.h"
 #include "../collector/keyid.h"
 #include "alerts.h"
@@ -73,6 +74,10 @@ static int on_baseline(const void *blob, size_t len, void *ctx) {
   return 0;
 }
 
+static void on_revoked(const uint8_t *fp, void *ctx) {
+  kw_engine_mark_revoked(ctx, fp); /* out of memory: that key goes unwatched */
+}
+
 int kw_pipeline_enable_rules(struct kw_pipeline *p, char *err, size_t errlen) {
   int r;
   if ((r = kw_ruleset_load(p->cfg->rules, p->cfg->rules_count, &p->rules, err, errlen)) != 0)
@@ -83,6 +88,11 @@ int kw_pipeline_enable_rules(struct kw_pipeline *p, char *err, size_t errlen) {
   }
   if ((r = kw_store_baselines(p->st, on_baseline, p->engine)) != 0) {
     snprintf(err, errlen, "cannot read baselines: %s", kw_store_errmsg(p->st));
+    return r;
+  }
+  /* Keys the responder revoked: revoked_key_use watches them. */
+  if ((r = kw_store_revoked_keys(p->st, on_revoked, p->engine)) != 0) {
+    snprintf(err, errlen, "cannot read revocations: %s", kw_store_errmsg(p->st));
     return r;
   }
   return 0;
@@ -126,6 +136,7 @@ static void on_fire(const struct kw_firing *f, const struct kw_rule *rule, void 
   if (r != 0 && p->err == 0)
     p->err = r;
   p->stats.alerts += created;
+  p->stats.revocations += created && strcmp(f->action, "revoke") == 0;
 }
 
 void kw_pipeline_set_autocommit(struct kw_pipeline *p, bool on) { p->manual_commit = !on; }

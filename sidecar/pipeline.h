@@ -30,6 +30,7 @@ struct kw_pipeline_stats {
   int64_t last_ts_us; /* event time of the last call stored (0: none had one) */
   uint64_t firings;   /* rule firings (grouped into alerts by the store) */
   uint64_t alerts;    /* alerts opened */
+  uint64_t revocations; /* of them, with action revoke (a decision recorded) */
 };
 
 struct kw_pipeline;

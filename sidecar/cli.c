@@ -3,6 +3,8 @@
 #include "err.h"
 
 #include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,10 @@ static const struct command {
     {"stats", kw_cmd_stats, "totals by status, method and endpoint"},
     {"alerts", kw_cmd_alerts, "alerts: list, show, acknowledge, resolve"},
     {"explain", kw_cmd_explain, "replay logs against the rules: why each fired or not"},
+    {"revoke", kw_cmd_revoke, "revoke a key at its key store now (queued and audited)"},
+    {"revocations", kw_cmd_revocations, "revocations: decided, suppressed, done, failed"},
+    {"shadow", kw_cmd_shadow, "replay logs: which keys would have been revoked, when"},
+    {"inventory", kw_cmd_inventory, "the keys the key stores list, next to their traffic"},
     {"verify", kw_cmd_verify, "prove the audit trail was not changed (hash chain)"},
     {"check", kw_cmd_check, "validate a configuration file"},
 };
@@ -33,7 +39,7 @@ static void usage(FILE *f) {
           "\n"
           "commands:\n");
   for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-    fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
   fprintf(f,
           "\n"
           "options for every command:\n"
@@ -117,6 +123,16 @@ int kw_cli_open_store(struct kw_cli *cli, int flags, struct kw_store **st) {
     return KW_EXIT_FAIL;
   }
   return 0;
+}
+
+void kw_cli_secret_path(const struct kw_cli *cli, char *buf, size_t len) {
+  char dir[PATH_MAX];
+  if (cli->cfg->secret_file != NULL) {
+    snprintf(buf, len, "%s", cli->cfg->secret_file);
+    return;
+  }
+  snprintf(dir, sizeof(dir), "%s", cli->db_path);
+  snprintf(buf, len, "%s/keywatch.secret", dirname(dir));
 }
 
 const char *kw_cli_num(int64_t n, char *buf, size_t len) {

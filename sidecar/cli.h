@@ -55,6 +55,10 @@ int kw_cli_usage_error(const struct kw_cli *cli, const char *fmt, ...)
  * usage error; returns KW_EXIT_USAGE. */
 int kw_cli_bad_option(const struct kw_cli *cli, char **argv);
 
+/* The fingerprint secret's path: the config's secret_file, else keywatch.secret next to
+ * the database. */
+void kw_cli_secret_path(const struct kw_cli *cli, char *buf, size_t len);
+
 /* Writes n with thousands separators ("1,234,567") into buf. */
 const char *kw_cli_num(int64_t n, char *buf, size_t len);
 
@@ -72,5 +76,9 @@ int kw_cmd_explain(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_verify(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_run(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_status(struct kw_cli *cli, int argc, char **argv);
+int kw_cmd_revoke(struct kw_cli *cli, int argc, char **argv);
+int kw_cmd_revocations(struct kw_cli *cli, int argc, char **argv);
+int kw_cmd_shadow(struct kw_cli *cli, int argc, char **argv);
+int kw_cmd_inventory(struct kw_cli *cli, int argc, char **argv);
 
 #endif

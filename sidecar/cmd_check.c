@@ -1,6 +1,7 @@
 /* cmd_check.c — `keywatch check`: validate a configuration as `ingest` would use it. */
 #include "../analyzer/rules.h"
 #include "../collector/format.h"
+#include "../analyzer/responder.h"
 #include "cli.h"
 
 #include <getopt.h>
@@ -49,6 +50,10 @@ int kw_cmd_check(struct kw_cli *cli, int argc, char **argv) {
       return KW_EXIT_USAGE;
     }
     kw_format_destroy(&f);
+  }
+  if (kw_responder_check(cli->cfg, err, sizeof(err)) != 0) {
+    kw_cli_error(cli, "%s", err);
+    return KW_EXIT_USAGE;
   }
   {
     struct kw_ruleset *rs;

@@ -17,6 +17,8 @@
 #include "escape.h"
 #include "fingerprint.h"
 #include "pipeline.h"
+#include "revocations.h"
+#include "../analyzer/responder.h"
 #include "timeutil.h"
 
 #include <getopt.h>
@@ -429,16 +431,6 @@ static int deliver_alerts(struct ingest *in) {
   return rc;
 }
 
-static void secret_path(const struct kw_cli *cli, char *buf, size_t len) {
-  char dir[PATH_MAX];
-  if (cli->cfg->secret_file != NULL) {
-    snprintf(buf, len, "%s", cli->cfg->secret_file);
-    return;
-  }
-  snprintf(dir, sizeof(dir), "%s", cli->db_path);
-  snprintf(buf, len, "%s/keywatch.secret", dirname(dir));
-}
-
 static void name_keys(struct ingest *in) {
   const struct kw_config *cfg = in->cli->cfg;
   for (unsigned i = 0; i < cfg->keys_count; i++) {
@@ -482,9 +474,96 @@ static void summary(struct ingest *in, int nfiles) {
           in->cli->db_path);
 }
 
-/* `ingest`, or with explain set `explain`: the same replay into an in-memory store under
- * a throwaway secret, then the engine's account of every rule and key. */
-static int run(struct kw_cli *cli, int argc, char **argv, bool explain) {
+/* ---- shadow ------------------------------------------------------------------------- */
+
+static void shadow_help(void) {
+  printf("usage: keywatch shadow [--format NAME] [--json] FILE...\n"
+         "\n"
+         "Replays access logs against the configured rules and the responder's safeguards\n"
+         "without writing anything or calling any key store, and lists every revocation\n"
+         "the rules decided: which key, when (the call's own time), by which rule, and\n"
+         "whether automation would have revoked it (at which store) or why a safeguard\n"
+         "held it back (protect list, min_severity, key_cooldown, max_per_hour/day, no\n"
+         "store for the key).  Run it over past traffic before setting\n"
+         "responder.dry_run: false.  Keys are fingerprinted with the real secret when it\n"
+         "exists, so fp: selectors in responder.protect match.\n"
+         "\n"
+         "  --format NAME   the logs' format (default: the config's, else auto-detected)\n"
+         "  --json          an array of {time, key_prefix, fingerprint, name, rule,\n"
+         "                  severity, verdict (revoke|suppressed), store, why}\n");
+}
+
+struct shadow_out {
+  bool json;
+  size_t n, revoke;
+};
+
+static void on_shadow(const struct kw_shadow_row *row, void *ctx) {
+  struct shadow_out *o = ctx;
+  const struct kw_revocation *v = row->rev;
+  char t[40], hex[2 * KW_FP_LEN + 1] = "";
+  kw_time_format(v->event_us, t, sizeof(t));
+  if (v->fp)
+    kw_fingerprint_hex(v->fp, hex);
+  o->revoke += strcmp(row->verdict, "revoke") == 0;
+  if (o->json) {
+    printf("%s\n  {\"time\": \"%s\", \"key_prefix\": ", o->n++ ? "," : "", t);
+    kw_json_cstr(stdout, v->prefix);
+    printf(", \"fingerprint\": ");
+    kw_json_cstr(stdout, v->fp ? hex : NULL);
+    printf(", \"name\": ");
+    kw_json_cstr(stdout, v->name);
+    printf(", \"rule\": ");
+    kw_json_cstr(stdout, v->rule);
+    printf(", \"severity\": \"%s\", \"verdict\": \"%s\", \"store\": ",
+           kw_severity_name(v->severity), row->verdict);
+    kw_json_cstr(stdout, row->store);
+    printf(", \"why\": ");
+    kw_json_cstr(stdout, row->why);
+    putchar('}');
+    return;
+  }
+  if (o->n++ == 0)
+    printf("%-24s %-10s %-24s %-10s %s\n", "TIME", "KEY", "RULE", "VERDICT", "WHY");
+  printf("%-24s ", t);
+  kw_term_str(stdout, v->prefix ? v->prefix : "-", v->prefix ? strlen(v->prefix) : 1, 10);
+  printf("%*s ", (int)(10 - (v->prefix ? (strlen(v->prefix) < 10 ? strlen(v->prefix) : 10) : 1)),
+         "");
+  kw_term_str(stdout, v->rule ? v->rule : "-", v->rule ? strlen(v->rule) : 1, 24);
+  printf("%*s %-10s ", (int)(24 - (v->rule ? (strlen(v->rule) < 24 ? strlen(v->rule) : 24) : 1)),
+         "", row->verdict);
+  kw_term_str(stdout, row->why, strlen(row->why), 100);
+  putchar('\n');
+}
+
+static int shadow_print(struct ingest *in) {
+  struct shadow_out o = {.json = in->cli->json};
+  char err[1024];
+  if (o.json)
+    putchar('[');
+  if (kw_responder_shadow(in->st, in->cli->cfg, on_shadow, &o, err, sizeof(err)) != 0) {
+    kw_cli_error(in->cli, "%s", err);
+    return KW_EXIT_FAIL;
+  }
+  if (o.json)
+    fputs(o.n ? "\n]\n" : "]\n", stdout);
+  else if (o.n == 0)
+    printf("no rule with action: revoke fired\n");
+  else
+    printf("\n%zu decision%s: %zu would have been revoked, %zu held back by safeguards%s\n",
+           o.n, o.n == 1 ? "" : "s", o.revoke, o.n - o.revoke,
+           *in->cli->cfg->responder.dry_run ? " (responder.dry_run is on: live operation would "
+                                               "only record them)"
+                                             : "");
+  return KW_EXIT_OK;
+}
+
+enum mode { MODE_INGEST, MODE_EXPLAIN, MODE_SHADOW };
+
+/* `ingest`; `explain`: the same replay into an in-memory store under a throwaway secret,
+ * then the engine's account of every rule and key; `shadow`: the replay into an
+ * in-memory store, then the responder's judgement of every decision. */
+static int run(struct kw_cli *cli, int argc, char **argv, enum mode mode) {
   static const struct option opts[] = {
       KW_CLI_COMMON_OPTS,
       {"format", required_argument, NULL, 'f'},
@@ -508,12 +587,14 @@ static int run(struct kw_cli *cli, int argc, char **argv, bool explain) {
   while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
     if (kw_cli_common_opt(cli, c, optarg))
       continue;
-    if (!explain && (c == 'r' || c == 'k' || c == 'a'))
+    if (mode != MODE_EXPLAIN && (c == 'r' || c == 'k' || c == 'a'))
       return kw_cli_bad_option(cli, argv);
-    if (explain && c == 'R')
+    if (mode != MODE_INGEST && (c == 'R' || c == 'q'))
       return kw_cli_bad_option(cli, argv);
     switch (c) {
-    case 'h': explain ? explain_help() : help(); return KW_EXIT_OK;
+    case 'h':
+      mode == MODE_EXPLAIN ? explain_help() : mode == MODE_SHADOW ? shadow_help() : help();
+      return KW_EXIT_OK;
     case 'r': xo.rule = optarg; break;
     case 'k': xo.key = optarg; break;
     case 'a': xo.all = true; break;
@@ -537,8 +618,13 @@ static int run(struct kw_cli *cli, int argc, char **argv, bool explain) {
       kw_format_create(&cli->cfg->ingest, cli->cfg->ingest.format, &in.fixed, err,
                        sizeof(err)) != 0)
     return kw_cli_usage_error(cli, "%s", err);
-  secret_path(cli, spath, sizeof(spath));
-  if (explain) {
+  kw_cli_secret_path(cli, spath, sizeof(spath));
+  if (mode == MODE_SHADOW && access(spath, R_OK) == 0) {
+    /* Nothing is kept, but keys get their real fingerprints (protect: fp:… matches). */
+    cli->db_path = ":memory:";
+    in.quiet = true;
+    r = kw_fingerprint_create(spath, &fp, err, sizeof(err));
+  } else if (mode != MODE_INGEST) {
     /* Nothing is kept: a throwaway secret, a database in memory. */
     unsigned char secret[32];
     cli->db_path = ":memory:";
@@ -592,8 +678,11 @@ static int run(struct kw_cli *cli, int argc, char **argv, bool explain) {
     goto out;
   }
   name_keys(&in);
-  if (explain) {
+  if (mode == MODE_EXPLAIN) {
     explain_print(&in, &xo);
+  } else if (mode == MODE_SHADOW) {
+    if ((r = shadow_print(&in)) != KW_EXIT_OK)
+      rc = r;
   } else {
     summary(&in, argc - optind);
     if (rules && (r = deliver_alerts(&in)) != KW_EXIT_OK && rc == KW_EXIT_OK)
@@ -608,6 +697,14 @@ out:
   return rc;
 }
 
-int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) { return run(cli, argc, argv, false); }
+int kw_cmd_ingest(struct kw_cli *cli, int argc, char **argv) {
+  return run(cli, argc, argv, MODE_INGEST);
+}
 
-int kw_cmd_explain(struct kw_cli *cli, int argc, char **argv) { return run(cli, argc, argv, true); }
+int kw_cmd_explain(struct kw_cli *cli, int argc, char **argv) {
+  return run(cli, argc, argv, MODE_EXPLAIN);
+}
+
+int kw_cmd_shadow(struct kw_cli *cli, int argc, char **argv) {
+  return run(cli, argc, argv, MODE_SHADOW);
+}

@@ -4,7 +4,7 @@
 # usage: bench/revoke_bench.sh [--runs N]        (default 20)
 # env:   KEYWATCH   the binary (default: build/keywatch, built if missing)
 #
-# Runs tests/integration/test_responder.sh with N timed runs: real nginx on 127.0.0.1 in
+# Runs tests/integration/test_revocation.sh with N timed runs: real nginx on 127.0.0.1 in
 # front of the key-store emulator acting as Metabase (its API authenticates X-API-Key
 # against its live key list), `keywatch run` following nginx's access log, a `match` rule
 # with action: revoke.  Each run sends one abusive request with a fresh key, then GETs with
@@ -31,7 +31,7 @@ fi
 OUT=$(mktemp)
 trap 'rm -f "$OUT"' EXIT
 KEYWATCH=$KEYWATCH KW_SOURCE_DIR=$ROOT KW_RESPONDER_RUNS=$RUNS \
-  bash "$ROOT/tests/integration/test_responder.sh" >"$OUT" 2>&1 || {
+  bash "$ROOT/tests/integration/test_revocation.sh" >"$OUT" 2>&1 || {
   echo "revoke_bench.sh: the end-to-end run failed:" >&2
   grep -E '^FAIL' "$OUT" >&2 || tail -20 "$OUT" >&2
   exit 1

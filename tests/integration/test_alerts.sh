@@ -388,7 +388,7 @@ say(not leaks, "no output holds more than a key display prefix (%s)" % leaks[:5]
 ' "$SAMPLE" "$T/hostile.log" "$HOSTILE_KEY" "$T/out"
 
 # action: revoke — a new alert records a revocation decision for the responder (which
-# `ingest` does not run: test_responder.sh covers carrying them out).
+# `ingest` does not run: test_revocation.sh covers carrying them out).
 cat >"$T/revoke.yaml" <<'YAML'
 rules:
   - id: admin-key-listing

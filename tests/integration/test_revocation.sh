@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_responder.sh — automatic revocation end to end, against a Metabase-like key store.
+# test_revocation.sh — automatic revocation end to end, against a Metabase-like key store.
 #
 # The key-store emulator (tests/tools/keystore_emu.py --product metabase) is both the
 # admin API (/api/api-key) and the business API, which authenticates X-API-Key against its

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_responder_http.sh — the generic adapters, driven purely by configuration, through
+# test_revocation_http.sh — the generic adapters, driven purely by configuration, through
 # `keywatch revoke` (no daemon: the command runs the responder itself).
 #
 #   http     a store with a contract of its own (the emulator's "generic" product): the

@@ -12,6 +12,12 @@
  * than the ring is not counted (logs are nearly ordered).  Sets (networks, endpoints,
  * addresses) are small fixed arrays of 32-bit hashes; a set that fills up stops firing
  * for that key ("saturated", shown by explain) rather than growing without bound.
+ *
+ * scope_violation: a key's slot holds the bit set of the scopes its grants give it (one
+ * bit per scope of the rule set, e->words 64-bit words), computed when the key is first
+ * seen, when a baseline is imported, and again when kw_engine_set_key_attrs() tells its
+ * key-store group or permission.  Those attributes live in a bounded map (fingerprint →
+ * index into e->attr), so they also apply to keys seen later.
  */
 #include "engine.h"
 #include "../sidecar/dict.h"
@@ -94,10 +100,19 @@ struct s_hours {
   uint32_t in_hour;     /* anomalous calls in it */
 };
 
-struct s_flags { /* scope_violation, revoked_key_use, canary, match */
+struct s_flags { /* revoked_key_use, canary, match */
   struct rhead h;
-  uint32_t granted; /* scope bitmask */
-  uint8_t has_grant, flagged;
+  uint8_t flagged;
+};
+
+struct s_scope { /* scope_violation */
+  struct rhead h;
+  uint8_t has_grant, pad[7];
+  uint64_t granted[]; /* bit k: scope k of the rule set (e->words words) */
+};
+
+struct key_attrs { /* what the key's store says of it (kw_engine_set_key_attrs) */
+  char *group, *permission; /* NULL: unknown */
 };
 
 struct subj {
@@ -121,6 +136,13 @@ struct kw_engine {
   size_t state_size;
   struct kw_dict *keys, *addrs;
   struct kw_dict *revoked; /* fingerprints the responder revoked (revoked_key_use) */
+  size_t words;            /* 64-bit words of a scope bit set */
+  uint64_t *grant_masks;   /* per grant: the scopes it gives (ngrants × words) */
+  uint64_t *want_masks;    /* per rule: the scopes it judges (n × words) */
+  bool scope_rules;        /* some rule is a scope_violation */
+  struct kw_dict *attrs;   /* fingerprint → index into attr */
+  struct key_attrs *attr;
+  size_t nattr, attr_cap;
   char *states; /* nsubj × state_size */
   size_t nsubj, cap;
   char summary[512];
@@ -131,7 +153,7 @@ struct kw_engine {
 
 /* ---- helpers ----------------------------------------------------------------------- */
 
-static size_t slot_size(enum kw_rule_type t) {
+static size_t slot_size(enum kw_rule_type t, size_t words) {
   switch (t) {
   case KW_RULE_RATE_SPIKE:
   case KW_RULE_VOLUME: return sizeof(struct s_rate);
@@ -141,6 +163,7 @@ static size_t slot_size(enum kw_rule_type t) {
   case KW_RULE_IP_FANOUT: return sizeof(struct s_fanout);
   case KW_RULE_ENUMERATION: return sizeof(struct s_enum);
   case KW_RULE_OFF_HOURS: return sizeof(struct s_hours);
+  case KW_RULE_SCOPE_VIOLATION: return sizeof(struct s_scope) + words * sizeof(uint64_t);
   default: return sizeof(struct s_flags);
   }
 }
@@ -194,6 +217,42 @@ static const char *name_of(const struct kw_config *cfg, const uint8_t *fp, const
   return NULL;
 }
 
+/* The scopes key subject s holds through the grants (its selectors, its key-store group
+ * and permission), written into each scope_violation slot. */
+static void grant_scopes(struct kw_engine *e, struct subj *s) {
+  const struct kw_ruleset *rs = e->rs;
+  const char *name = s->named ? s->name : NULL, *group = NULL, *perm = NULL;
+  struct s_scope *first = NULL;
+  int64_t ai;
+
+  if (!e->scope_rules || s->is_addr)
+    return;
+  if (kw_dict_get(e->attrs, s->fp, KW_FP_LEN, &ai)) {
+    group = e->attr[ai].group;
+    perm = e->attr[ai].permission;
+  }
+  for (size_t i = 0; i < rs->n; i++) {
+    if (rs->rules[i].type != KW_RULE_SCOPE_VIOLATION)
+      continue;
+    struct s_scope *f = slot(e, s, i);
+    if (first != NULL) { /* the grants are the same for every scope_violation rule */
+      f->has_grant = first->has_grant;
+      memcpy(f->granted, first->granted, e->words * sizeof(uint64_t));
+      continue;
+    }
+    first = f;
+    f->has_grant = 0;
+    memset(f->granted, 0, e->words * sizeof(uint64_t));
+    for (size_t g = 0; g < rs->ngrants; g++) {
+      if (!kw_grant_applies(&rs->grants[g], s->fp, s->prefix, name, group, perm))
+        continue;
+      f->has_grant = 1;
+      for (size_t w = 0; w < e->words; w++)
+        f->granted[w] |= e->grant_masks[g * e->words + w];
+    }
+  }
+}
+
 /* Which rules apply to a new subject, and per-subject flags (grants, canaries). */
 static void subj_init(struct kw_engine *e, struct subj *s) {
   const struct kw_ruleset *rs = e->rs;
@@ -215,18 +274,6 @@ static void subj_init(struct kw_engine *e, struct subj *s) {
       continue;
     struct s_flags *f = slot(e, s, i);
     switch (r->type) {
-    case KW_RULE_SCOPE_VIOLATION:
-      for (size_t g = 0; g < rs->ngrants; g++) {
-        const struct kw_grant *gr = &rs->grants[g];
-        if (!kw_keysel_match(gr->keys, gr->nkeys, fp, s->prefix, name))
-          continue;
-        f->has_grant = 1;
-        for (size_t j = 0; j < gr->nscopes; j++)
-          for (size_t k = 0; k < rs->nscopes && k < 32; k++)
-            if (strcmp(rs->scopes[k].name, gr->scopes[j]) == 0)
-              f->granted |= 1u << k;
-      }
-      break;
     case KW_RULE_REVOKED_KEY_USE: {
       int64_t v;
       f->flagged = kw_keysel_match(rs->revoked, rs->nrevoked, fp, s->prefix, name) ||
@@ -240,6 +287,7 @@ static void subj_init(struct kw_engine *e, struct subj *s) {
       break;
     }
   }
+  grant_scopes(e, s);
 }
 
 static struct subj *get_subject(struct kw_engine *e, const void *id, size_t idlen, bool is_addr,
@@ -286,23 +334,57 @@ static struct subj *get_subject(struct kw_engine *e, const void *id, size_t idle
 
 /* ---- lifecycle --------------------------------------------------------------------- */
 
+static void mask_set(uint64_t *m, const struct kw_ruleset *rs, const char *scope) {
+  for (size_t k = 0; k < rs->nscopes; k++)
+    if (strcmp(rs->scopes[k].name, scope) == 0)
+      m[k / 64] |= 1ull << (k % 64);
+}
+
+/* Bit sets by scope index: what each grant gives, what each rule judges (no scopes
+ * listed: all). */
+static int scope_masks(struct kw_engine *e) {
+  const struct kw_ruleset *rs = e->rs;
+  size_t w = e->words ? e->words : 1;
+
+  e->grant_masks = calloc((rs->ngrants ? rs->ngrants : 1) * w, sizeof(uint64_t));
+  e->want_masks = calloc((rs->n ? rs->n : 1) * w, sizeof(uint64_t));
+  if (e->grant_masks == NULL || e->want_masks == NULL)
+    return KW_ENOMEM;
+  for (size_t g = 0; g < rs->ngrants; g++)
+    for (size_t j = 0; j < rs->grants[g].nscopes; j++)
+      mask_set(e->grant_masks + g * e->words, rs, rs->grants[g].scopes[j]);
+  for (size_t i = 0; i < rs->n; i++) {
+    const struct kw_rule *r = &rs->rules[i];
+    uint64_t *m = e->want_masks + i * e->words;
+    if (r->type != KW_RULE_SCOPE_VIOLATION)
+      continue;
+    e->scope_rules = true;
+    for (size_t j = 0; j < r->nscopes; j++)
+      mask_set(m, rs, r->scopes[j]);
+    for (size_t k = 0; r->nscopes == 0 && k < rs->nscopes; k++)
+      m[k / 64] |= 1ull << (k % 64);
+  }
+  return 0;
+}
+
 int kw_engine_create(const struct kw_ruleset *rs, const struct kw_config *cfg,
                      struct kw_engine **out) {
   struct kw_engine *e;
   size_t off = sizeof(struct subj);
 
   *out = NULL;
-  if (rs->n > MAX_RULES)
+  if (rs->n > MAX_RULES || rs->nscopes > KW_RULES_MAX_SCOPES)
     return KW_ETOOLONG;
   e = calloc(1, sizeof(*e));
   if (e == NULL)
     return KW_ENOMEM;
   e->rs = rs;
   e->cfg = cfg;
+  e->words = (rs->nscopes + 63) / 64;
   for (size_t i = 0; i < rs->n; i++) {
     off = (off + 7) & ~(size_t)7;
     e->slot_off[i] = off;
-    off += slot_size(rs->rules[i].type);
+    off += slot_size(rs->rules[i].type, e->words);
   }
   e->state_size = (off + 7) & ~(size_t)7;
   for (size_t i = 0; i < rs->n; i++) {
@@ -312,11 +394,52 @@ int kw_engine_create(const struct kw_ruleset *rs, const struct kw_config *cfg,
   }
   if (kw_dict_create(MAX_SUBJECTS, &e->keys) != 0 || kw_dict_create(MAX_SUBJECTS, &e->addrs) ||
       kw_dict_create(100000, &e->selected) != 0 || kw_dict_create(MAX_SUBJECTS, &e->revoked) ||
+      kw_dict_create(MAX_SUBJECTS, &e->attrs) != 0 || scope_masks(e) != 0 ||
       (e->dj = open_memstream(&e->details, &e->details_len)) == NULL) {
     kw_engine_destroy(e);
     return KW_ENOMEM;
   }
   *out = e;
+  return 0;
+}
+
+int kw_engine_set_key_attrs(struct kw_engine *e, const uint8_t *fp, const char *group,
+                            const char *permission) {
+  char *g = group ? strdup(group) : NULL, *p = permission ? strdup(permission) : NULL;
+  int64_t ai, idx;
+  int r;
+
+  if ((group && g == NULL) || (permission && p == NULL)) {
+    free(g);
+    free(p);
+    return KW_ENOMEM;
+  }
+  if (kw_dict_get(e->attrs, fp, KW_FP_LEN, &ai)) {
+    free(e->attr[ai].group);
+    free(e->attr[ai].permission);
+  } else {
+    if (e->nattr == e->attr_cap) {
+      size_t cap = e->attr_cap ? e->attr_cap * 2 : 64;
+      struct key_attrs *na = realloc(e->attr, cap * sizeof(*na));
+      if (na == NULL) {
+        free(g);
+        free(p);
+        return KW_ENOMEM;
+      }
+      e->attr = na;
+      e->attr_cap = cap;
+    }
+    if ((r = kw_dict_put(e->attrs, fp, KW_FP_LEN, (int64_t)e->nattr)) != 0) {
+      free(g);
+      free(p);
+      return r; /* KW_ENOMEM, or KW_ETOOLONG past MAX_SUBJECTS keys */
+    }
+    ai = (int64_t)e->nattr++;
+  }
+  e->attr[ai].group = g;
+  e->attr[ai].permission = p;
+  if (kw_dict_get(e->keys, fp, KW_FP_LEN, &idx))
+    grant_scopes(e, subj_at(e, (size_t)idx)); /* seen already: its grants change now */
   return 0;
 }
 
@@ -341,6 +464,14 @@ void kw_engine_destroy(struct kw_engine *e) {
   kw_dict_destroy(e->addrs);
   kw_dict_destroy(e->selected);
   kw_dict_destroy(e->revoked);
+  kw_dict_destroy(e->attrs);
+  for (size_t i = 0; i < e->nattr; i++) {
+    free(e->attr[i].group);
+    free(e->attr[i].permission);
+  }
+  free(e->attr);
+  free(e->grant_masks);
+  free(e->want_masks);
   free(e->states);
   if (e->dj)
     fclose(e->dj);
@@ -351,7 +482,8 @@ void kw_engine_destroy(struct kw_engine *e) {
 size_t kw_engine_tracked(const struct kw_engine *e) { return e->nsubj; }
 size_t kw_engine_state_size(const struct kw_engine *e) { return e->state_size; }
 size_t kw_engine_bytes(const struct kw_engine *e) {
-  return e->cap * e->state_size + kw_dict_bytes(e->keys) + kw_dict_bytes(e->addrs);
+  return e->cap * e->state_size + kw_dict_bytes(e->keys) + kw_dict_bytes(e->addrs) +
+         kw_dict_bytes(e->attrs) + e->attr_cap * sizeof(struct key_attrs);
 }
 
 /* ---- evaluation -------------------------------------------------------------------- */
@@ -866,7 +998,6 @@ static void eval_flags(struct eval *v) {
   struct s_flags *st = (struct s_flags *)v->h;
   const struct kw_rule *r = v->r;
   const struct kw_call *c = v->c;
-  const struct kw_ruleset *rs = v->e->rs;
 
   switch (r->type) {
   case KW_RULE_CANARY:
@@ -885,29 +1016,6 @@ static void eval_flags(struct eval *v) {
     fail_note(v, "revoked key still accepted (status %d)", c->status);
     fprintf(v->e->dj, "\"revoked\": true");
     { fire(v); return; }
-  case KW_RULE_SCOPE_VIOLATION: {
-    if (!st->has_grant)
-      return;
-    for (size_t k = 0; k < rs->nscopes && k < 32; k++) {
-      if (!(st->granted & (1u << k)))
-        continue;
-      bool limited = r->nscopes > 0, wanted = !limited;
-      for (size_t j = 0; j < r->nscopes && !wanted; j++)
-        wanted = strcmp(r->scopes[j], rs->scopes[k].name) == 0;
-      if (!wanted)
-        continue;
-      for (size_t p = 0; p < rs->scopes[k].n; p++)
-        if (kw_pattern_match(&rs->scopes[k].patterns[p], c->method.p, c->method.n,
-                             c->endpoint.p, c->endpoint.n))
-          { note(v, 0, 1); return; }
-    }
-    note(v, 1, 1);
-    fail_note(v, "%.*s %.*s is outside the scopes granted to the key (%s)", (int)c->method.n,
-              c->method.p, (int)c->endpoint.n, c->endpoint.p,
-              c->status > 0 && c->status < 400 ? "and it succeeded" : "it was refused");
-    fprintf(v->e->dj, "\"succeeded\": %s", c->status > 0 && c->status < 400 ? "true" : "false");
-    { fire(v); return; }
-  }
   case KW_RULE_MATCH:
     for (size_t i = 0; i < r->nconds; i++)
       if (!cond_holds(&r->conds[i], c))
@@ -922,6 +1030,33 @@ static void eval_flags(struct eval *v) {
   }
 }
 
+/* Fires when no scope that the key holds, and that the rule judges, covers the call. */
+static void eval_scope(struct eval *v) {
+  struct s_scope *st = (struct s_scope *)v->h;
+  const struct kw_engine *e = v->e;
+  const struct kw_ruleset *rs = e->rs;
+  const struct kw_call *c = v->c;
+  const uint64_t *want = e->want_masks + (size_t)(v->r - rs->rules) * e->words;
+
+  if (!st->has_grant)
+    return; /* a key no grant names is not judged */
+  for (size_t w = 0; w < e->words; w++) {
+    for (uint64_t m = st->granted[w] & want[w]; m != 0; m &= m - 1) {
+      const struct kw_scope *sc = &rs->scopes[w * 64 + (size_t)__builtin_ctzll(m)];
+      for (size_t p = 0; p < sc->n; p++)
+        if (kw_pattern_match(&sc->patterns[p], c->method.p, c->method.n, c->endpoint.p,
+                             c->endpoint.n))
+          { note(v, 0, 1); return; }
+    }
+  }
+  note(v, 1, 1);
+  fail_note(v, "%.*s %.*s is outside the scopes granted to the key (%s)", (int)c->method.n,
+            c->method.p, (int)c->endpoint.n, c->endpoint.p,
+            c->status > 0 && c->status < 400 ? "and it succeeded" : "it was refused");
+  fprintf(v->e->dj, "\"succeeded\": %s", c->status > 0 && c->status < 400 ? "true" : "false");
+  fire(v);
+}
+
 static void eval_rule(struct eval *v) {
   switch (v->r->type) {
   case KW_RULE_RATE_SPIKE: eval_rate(v, false); break;
@@ -932,6 +1067,7 @@ static void eval_rule(struct eval *v) {
   case KW_RULE_NEW_ENDPOINT: eval_new_endpoint(v); break;
   case KW_RULE_ENUMERATION: eval_enum(v); break;
   case KW_RULE_OFF_HOURS: eval_hours(v); break;
+  case KW_RULE_SCOPE_VIOLATION: eval_scope(v); break;
   default: eval_flags(v); break;
   }
 }
@@ -1030,7 +1166,14 @@ int kw_engine_import(struct kw_engine *e, const void *blob, size_t len) {
   if ((s = get_subject(e, in->fp, KW_FP_LEN, false, &c)) == NULL)
     return KW_ENOMEM;
   uint64_t applies = s->applies;
+  uint8_t named = s->named;
+  char name[sizeof(s->name)];
+  memcpy(name, s->name, sizeof(name));
   memcpy(s, in, len);
-  s->applies = applies; /* selectors may have changed with the configuration */
+  /* Selectors, names and grants may have changed with the configuration. */
+  s->applies = applies;
+  s->named = named;
+  memcpy(s->name, name, sizeof(name));
+  grant_scopes(e, s);
   return 0;
 }

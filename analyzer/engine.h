@@ -38,6 +38,15 @@ void kw_engine_destroy(struct kw_engine *e);
  * KW_ENOMEM. */
 int kw_engine_mark_revoked(struct kw_engine *e, const uint8_t *fp);
 
+/* Tells the engine what the key store says of the key with fingerprint fp: its group
+ * (Metabase) and permission (SeaTable "r"/"rw"), either NULL when unknown.  Grants by
+ * groups/permissions (rules.h) then apply to it for scope_violation: at once if the key
+ * was seen already, else from its first call.  A second call replaces both values.
+ * Copies group and permission.  Returns 0, KW_ENOMEM, or KW_ETOOLONG when attributes of
+ * more keys than the engine tracks were given. */
+int kw_engine_set_key_attrs(struct kw_engine *e, const uint8_t *fp, const char *group,
+                            const char *permission);
+
 /* Evaluates one call; cb runs for every rule that fires. Returns the number of firings. */
 int kw_engine_call(struct kw_engine *e, const struct kw_call *c, kw_fire_cb cb, void *ctx);
 

@@ -312,6 +312,7 @@ static void on_inventory(struct kw__ks_op *op, const struct kw_http_resp *resp) 
         .group = json_string_value(json_object_get(json_object_get(k, "group"), "name")),
         .created = json_string_value(json_object_get(k, "created_at")),
         .prefix = p,
+        .own = o->mb->own_known && strcmp(p, o->mb->own_prefix) == 0,
     };
     o->item(&it, o->op.arg);
     n++;

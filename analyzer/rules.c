@@ -3,7 +3,9 @@
  * Two stages: libcyaml loads a pack into `raw_*` structs (typing, unknown keys, lines);
  * compile() turns each into a kw_rule, filling defaults per type and checking what
  * libcyaml cannot (durations, patterns, CIDRs, regexes, names), with FILE:LINE: FIELD
- * errors.  Everything a kw_ruleset holds is owned by it.
+ * errors.  Scope names are unique across packs; the scopes that grants and rules name are
+ * checked once every pack is loaded (a grant may name a later pack's scope), then "*" in
+ * grants is expanded.  Everything a kw_ruleset holds is owned by it.
  */
 #include "rules.h"
 #include "../sidecar/alerts.h"
@@ -64,6 +66,10 @@ struct raw_scope {
 struct raw_grant {
   char **keys;
   unsigned keys_count;
+  char **groups;
+  unsigned groups_count;
+  char **permissions;
+  unsigned permissions_count;
   char **scopes;
   unsigned scopes_count;
 };
@@ -162,6 +168,8 @@ static const cyaml_schema_value_t scope_entry = {
 
 static const cyaml_schema_field_t grant_fields[] = {
     STRS("keys", struct raw_grant, keys),
+    STRS("groups", struct raw_grant, groups),
+    STRS("permissions", struct raw_grant, permissions),
     STRS("scopes", struct raw_grant, scopes),
     CYAML_FIELD_END,
 };
@@ -333,6 +341,22 @@ bool kw_keysel_match(const struct kw_keysel *sel, size_t n, const uint8_t *fp,
       return true;
   }
   return false;
+}
+
+static bool name_in(char *const *names, size_t n, const char *s) {
+  if (s == NULL || s[0] == '\0')
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(names[i], s) == 0)
+      return true;
+  return false;
+}
+
+bool kw_grant_applies(const struct kw_grant *g, const uint8_t *fp, const char *prefix,
+                      const char *name, const char *group, const char *permission) {
+  return kw_keysel_match(g->keys, g->nkeys, fp, prefix, name) ||
+         name_in(g->groups, g->ngroups, group) ||
+         name_in(g->permissions, g->npermissions, permission);
 }
 
 /* ---- compile ----------------------------------------------------------------------- */
@@ -701,6 +725,51 @@ static int compile_rule(struct ctx *c, unsigned idx, const struct raw_rule *rr,
   return 0;
 }
 
+/* Sets *src to "FILE:LINE" of field. */
+static int set_source(struct ctx *c, const char *field, char **src) {
+  char buf[512];
+  snprintf(buf, sizeof(buf), "%s:%u", c->name, kw_yaml_locate(c->name, c->data, c->len, field));
+  return (*src = strdup(buf)) != NULL ? 0 : KW_ENOMEM;
+}
+
+/* Key-store names (groups, permissions): copied, none empty. */
+static int names(struct ctx *c, const char *field, char **in, unsigned n, char ***out,
+                 size_t *nout) {
+  char f[128];
+  int e = strlist(in, n, out, nout);
+  for (size_t i = 0; e == 0 && i < *nout; i++) {
+    if ((*out)[i][0] == '\0') {
+      snprintf(f, sizeof(f), "%s.%zu", field, i);
+      e = fail(c, f, "an empty name selects nothing");
+    }
+  }
+  return e;
+}
+
+static int compile_grant(struct ctx *c, unsigned idx, const struct raw_grant *rg,
+                         struct kw_grant *g) {
+  char f[64], base[32];
+  int e;
+
+  snprintf(base, sizeof(base), "grants.%u", idx);
+#define FIELD(name) (snprintf(f, sizeof(f), "%s.%s", base, name), f)
+  if ((e = set_source(c, base, &g->source)) != 0 ||
+      (e = keysels(c, FIELD("keys"), rg->keys, rg->keys_count, &g->keys, &g->nkeys)) != 0 ||
+      (e = names(c, FIELD("groups"), rg->groups, rg->groups_count, &g->groups,
+                 &g->ngroups)) != 0 ||
+      (e = names(c, FIELD("permissions"), rg->permissions, rg->permissions_count,
+                 &g->permissions, &g->npermissions)) != 0 ||
+      (e = strlist(rg->scopes, rg->scopes_count, &g->scopes, &g->nscopes)) != 0)
+    return e;
+  if (g->nkeys + g->ngroups + g->npermissions == 0)
+    return fail(c, base, "a grant needs 'keys', 'groups' or 'permissions' (whom it grants "
+                         "its scopes to)");
+  for (size_t j = 0; j < g->nscopes; j++)
+    g->all_scopes |= strcmp(g->scopes[j], "*") == 0;
+#undef FIELD
+  return 0;
+}
+
 static void free_rule(struct kw_rule *r) {
   free(r->id);
   free(r->source);
@@ -737,6 +806,12 @@ static void free_rule(struct kw_rule *r) {
   free(r->conds);
 }
 
+static void free_strs(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
 static void free_keysels(struct kw_keysel *k, size_t n) {
   for (size_t i = 0; i < n; i++)
     free(k[i].value);
@@ -751,6 +826,7 @@ void kw_ruleset_destroy(struct kw_ruleset *rs) {
   free(rs->rules);
   for (size_t i = 0; i < rs->nscopes; i++) {
     free(rs->scopes[i].name);
+    free(rs->scopes[i].source);
     for (size_t j = 0; j < rs->scopes[i].n; j++) {
       free(rs->scopes[i].patterns[j].method);
       free(rs->scopes[i].patterns[j].path);
@@ -759,10 +835,12 @@ void kw_ruleset_destroy(struct kw_ruleset *rs) {
   }
   free(rs->scopes);
   for (size_t i = 0; i < rs->ngrants; i++) {
-    free_keysels(rs->grants[i].keys, rs->grants[i].nkeys);
-    for (size_t j = 0; j < rs->grants[i].nscopes; j++)
-      free(rs->grants[i].scopes[j]);
-    free(rs->grants[i].scopes);
+    struct kw_grant *g = &rs->grants[i];
+    free_keysels(g->keys, g->nkeys);
+    free_strs(g->groups, g->ngroups);
+    free_strs(g->permissions, g->npermissions);
+    free_strs(g->scopes, g->nscopes);
+    free(g->source);
   }
   free(rs->grants);
   free_keysels(rs->canaries, rs->ncanaries);
@@ -801,30 +879,36 @@ static int add_pack(struct ctx *c, const struct raw_pack *p, struct kw_ruleset *
   if ((e = grow((void **)&rs->scopes, rs->nscopes, p->scopes_count, sizeof(*rs->scopes))))
     return e;
   for (unsigned i = 0; i < p->scopes_count; i++) {
-    struct kw_scope *s = &rs->scopes[rs->nscopes++];
+    const struct raw_scope *rsc = &p->scopes[i];
+    struct kw_scope *s;
     char f[64];
     snprintf(f, sizeof(f), "scopes.%u", i);
-    if (p->scopes[i].name == NULL)
+    if (rs->nscopes >= KW_RULES_MAX_SCOPES)
+      return fail(c, f, "more than %d scopes in the loaded packs", KW_RULES_MAX_SCOPES);
+    s = &rs->scopes[rs->nscopes++];
+    if ((e = set_source(c, f, &s->source)) != 0)
+      return e;
+    snprintf(f, sizeof(f), "scopes.%u.name", i);
+    if (rsc->name == NULL || rsc->name[0] == '\0')
       return fail(c, f, "a scope needs a 'name'");
-    if ((s->name = strdup(p->scopes[i].name)) == NULL)
+    if (strcmp(rsc->name, "*") == 0)
+      return fail(c, f, "'*' is not a scope name (in grants it means every scope)");
+    for (size_t j = 0; j + 1 < rs->nscopes; j++)
+      if (strcmp(rs->scopes[j].name, rsc->name) == 0)
+        return fail(c, f, "'%s' is already the name of another scope (%s); scope names "
+                          "are unique across the loaded packs", rsc->name,
+                    rs->scopes[j].source);
+    if ((s->name = strdup(rsc->name)) == NULL)
       return KW_ENOMEM;
     snprintf(f, sizeof(f), "scopes.%u.endpoints", i);
-    if ((e = patterns(c, f, p->scopes[i].endpoints, p->scopes[i].endpoints_count,
-                      &s->patterns, &s->n)) != 0)
+    if ((e = patterns(c, f, rsc->endpoints, rsc->endpoints_count, &s->patterns, &s->n)) != 0)
       return e;
   }
   if ((e = grow((void **)&rs->grants, rs->ngrants, p->grants_count, sizeof(*rs->grants))))
     return e;
-  for (unsigned i = 0; i < p->grants_count; i++) {
-    struct kw_grant *g = &rs->grants[rs->ngrants++];
-    char f[64];
-    snprintf(f, sizeof(f), "grants.%u.keys", i);
-    if ((e = keysels(c, f, p->grants[i].keys, p->grants[i].keys_count, &g->keys,
-                     &g->nkeys)) != 0 ||
-        (e = strlist(p->grants[i].scopes, p->grants[i].scopes_count, &g->scopes,
-                     &g->nscopes)) != 0)
+  for (unsigned i = 0; i < p->grants_count; i++)
+    if ((e = compile_grant(c, i, &p->grants[i], &rs->grants[rs->ngrants++])) != 0)
       return e;
-  }
   {
     struct kw_keysel *k;
     size_t n;
@@ -861,26 +945,60 @@ static bool scope_known(const struct kw_ruleset *rs, const char *name) {
   return false;
 }
 
-/* Scopes named by the grants and rules of this pack (those from index first_grant and
- * first_rule on) must exist; errors use the pack's own entry numbers. */
-static int check_scopes(struct ctx *c, const struct kw_ruleset *rs, size_t first_grant,
-                        size_t first_rule) {
+/* What one pack added to the set, to check it once every pack is loaded. */
+struct span {
+  struct ctx c;
+  size_t first_grant, end_grant, first_rule, end_rule;
+};
+
+/* Scopes named by the grants and rules of one pack must exist in some loaded pack (any
+ * order); errors use the pack's own entry numbers. */
+static int check_scopes(struct span *sp, const struct kw_ruleset *rs) {
+  struct ctx *c = &sp->c;
+  size_t first_grant = sp->first_grant, first_rule = sp->first_rule;
   char f[64];
-  for (size_t i = first_grant; i < rs->ngrants; i++) {
+  for (size_t i = first_grant; i < sp->end_grant; i++) {
     for (size_t j = 0; j < rs->grants[i].nscopes; j++) {
-      if (!scope_known(rs, rs->grants[i].scopes[j])) {
+      if (strcmp(rs->grants[i].scopes[j], "*") != 0 &&
+          !scope_known(rs, rs->grants[i].scopes[j])) {
         snprintf(f, sizeof(f), "grants.%zu.scopes.%zu", i - first_grant, j);
-        return fail(c, f, "no scope is named '%s'", rs->grants[i].scopes[j]);
+        return fail(c, f, "no scope is named '%s' in the loaded packs",
+                    rs->grants[i].scopes[j]);
       }
     }
   }
-  for (size_t i = first_rule; i < rs->n; i++) {
+  for (size_t i = first_rule; i < sp->end_rule; i++) {
     for (size_t j = 0; j < rs->rules[i].nscopes; j++) {
       if (!scope_known(rs, rs->rules[i].scopes[j])) {
         snprintf(f, sizeof(f), "rules.%zu.scopes.%zu", i - first_rule, j);
-        return fail(c, f, "no scope is named '%s'", rs->rules[i].scopes[j]);
+        return fail(c, f, "no scope is named '%s' in the loaded packs",
+                    rs->rules[i].scopes[j]);
       }
     }
+  }
+  return 0;
+}
+
+/* A grant of "*" holds every scope of the loaded packs, each named once. */
+static int expand_all(struct kw_ruleset *rs) {
+  for (size_t i = 0; i < rs->ngrants; i++) {
+    struct kw_grant *g = &rs->grants[i];
+    char **all;
+    size_t n;
+    if (!g->all_scopes)
+      continue;
+    all = calloc(rs->nscopes ? rs->nscopes : 1, sizeof(char *));
+    if (all == NULL)
+      return KW_ENOMEM;
+    for (n = 0; n < rs->nscopes; n++) {
+      if ((all[n] = strdup(rs->scopes[n].name)) == NULL) {
+        free_strs(all, n);
+        return KW_ENOMEM;
+      }
+    }
+    free_strs(g->scopes, g->nscopes);
+    g->scopes = all;
+    g->nscopes = n;
   }
   return 0;
 }
@@ -888,12 +1006,15 @@ static int check_scopes(struct ctx *c, const struct kw_ruleset *rs, size_t first
 int kw_ruleset_load(char *const *packs, size_t n, struct kw_ruleset **out, char *err,
                     size_t errlen) {
   struct kw_ruleset *rs = calloc(1, sizeof(*rs));
+  struct span *spans = calloc(n ? n : 1, sizeof(*spans));
   XXH3_state_t *h = XXH3_createState();
+  size_t nspans = 0;
   int r = 0;
 
   *out = NULL;
-  if (rs == NULL || h == NULL) {
+  if (rs == NULL || h == NULL || spans == NULL) {
     free(rs);
+    free(spans);
     XXH3_freeState(h);
     return KW_ENOMEM;
   }
@@ -912,12 +1033,21 @@ int kw_ruleset_load(char *const *packs, size_t n, struct kw_ruleset **out, char 
     }
     if ((r = kw_yaml_load(c.name, c.data, c.len, &pack_schema, (void **)&p, err, errlen)))
       break;
-    size_t first_grant = rs->ngrants, first_rule = rs->n;
+    struct span *sp = &spans[nspans++];
+    sp->c = c;
+    sp->first_grant = rs->ngrants;
+    sp->first_rule = rs->n;
     r = add_pack(&c, p, rs);
-    if (r == 0)
-      r = check_scopes(&c, rs, first_grant, first_rule);
+    sp->end_grant = rs->ngrants;
+    sp->end_rule = rs->n;
     kw_yaml_free(&pack_schema, p);
   }
+  /* Names are checked once every pack is in: a grant may name a later pack's scope. */
+  for (size_t i = 0; i < nspans && r == 0; i++)
+    r = check_scopes(&spans[i], rs);
+  if (r == 0)
+    r = expand_all(rs);
+  free(spans);
   /* The signature covers what shapes per-key state: rule ids, types and order. */
   for (size_t i = 0; i < rs->n && r == 0; i++) {
     XXH3_64bits_update(h, rs->rules[i].id, strlen(rs->rules[i].id) + 1);

@@ -17,15 +17,25 @@
  *       parentheses, which only keep this comment a comment)
  *   grants:                     # which keys hold which scopes
  *     - {keys: [mb_AbCd], scopes: [read]}
+ *     - {groups: [Analysts], scopes: [read]}        # the key's group at its key store
+ *     - {permissions: [rw], scopes: [read, write]}  # the key's permission there
+ *     - {groups: [Administrators], scopes: ["*"]}   # "*": every scope of the packs
  *   canaries: [mb_Canary1]      # honeytoken keys: any use is a critical alert
  *   revoked: [mb_Old]           # keys known to be revoked (revoked_key_use)
  *
  * Endpoint patterns are "METHOD /path" matched against endpoint templates: METHOD may be
  * "*", a path segment "*" matches one segment, a trailing segment "**" any rest.
  * Durations: "30s", "10m", "24h", "7d". Sizes: "500MB", "2GiB", or bytes.
+ * A grant applies to a key that any of its keys, groups or permissions selects (it needs
+ * at least one of them); group and permission names are compared exactly, as the key
+ * store spells them (Metabase "Administrators", SeaTable "r"/"rw").  Scope names are
+ * unique across the loaded packs; the scopes that grants and rules name must exist in some
+ * loaded pack, in any order; "*" is expanded at load to every scope (at most
+ * KW_RULES_MAX_SCOPES in all).
  * Errors name FILE:LINE and the field ("rules.3.window").  Packs "builtin:NAME" are the
  * files of rules/ embedded at build time (builtin:default is loaded when the config
- * names none).
+ * names none; builtin:metabase-scopes, builtin:seatable-scopes and builtin:rest-scopes
+ * are scope catalogues: scopes and grants only, no rules).
  * Thread: a kw_ruleset is read-only after loading.
  */
 #ifndef KW_RULES_H
@@ -128,17 +138,27 @@ struct kw_rule {
   char *source; /* "FILE:LINE" of the rule, for explain */
 };
 
+#define KW_RULES_MAX_SCOPES 1024 /* scopes in all loaded packs (a load error beyond) */
+
 struct kw_scope {
   char *name;
   struct kw_pattern *patterns;
   size_t n;
+  char *source; /* "FILE:LINE" of the scope */
 };
 
+/* Keys selected by keys, groups or permissions hold scopes. */
 struct kw_grant {
   struct kw_keysel *keys;
   size_t nkeys;
-  char **scopes;
+  char **groups;      /* key-store group names (Metabase) */
+  size_t ngroups;
+  char **permissions; /* key-store permissions (SeaTable "r", "rw") */
+  size_t npermissions;
+  char **scopes;      /* names of existing scopes; "*" is already expanded */
   size_t nscopes;
+  bool all_scopes;    /* the pack said "*" */
+  char *source;       /* "FILE:LINE" of the grant */
 };
 
 struct kw_ruleset {
@@ -171,6 +191,13 @@ bool kw_cidr_contains(const struct kw_cidr *c, const struct kw_addr *a);
 /* Whether key (fp, prefix, name) is selected by sel[0..n). */
 bool kw_keysel_match(const struct kw_keysel *sel, size_t n, const uint8_t *fp,
                      const char *prefix, const char *name);
+
+/* Whether grant g applies to the key (fp, prefix, name) whose key store puts it in group
+ * and gives it permission: one of g's key selectors matches it, or its group is one of
+ * g->groups, or its permission one of g->permissions (exact comparison).  Any argument
+ * but g may be NULL (unknown: never matches).  Thread: any. */
+bool kw_grant_applies(const struct kw_grant *g, const uint8_t *fp, const char *prefix,
+                      const char *name, const char *group, const char *permission);
 
 /* Parses a key selector: a display-prefix start, fp:HEX32 or name:NAME (value copied).
  * Returns 0 or KW_EPARSE (also when out of memory); free sel->value. */

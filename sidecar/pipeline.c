@@ -78,6 +78,12 @@ static void on_revoked(const uint8_t *fp, void *ctx) {
   kw_engine_mark_revoked(ctx, fp); /* out of memory: that key goes unwatched */
 }
 
+static void on_key_attrs(const uint8_t *fp, const char *group, const char *permission,
+                         void *ctx) {
+  kw_engine_set_key_attrs(ctx, fp, group, permission); /* failing: only its group's or
+                                                          permission's grants are lost */
+}
+
 int kw_pipeline_enable_rules(struct kw_pipeline *p, char *err, size_t errlen) {
   int r;
   if ((r = kw_ruleset_load(p->cfg->rules, p->cfg->rules_count, &p->rules, err, errlen)) != 0)
@@ -93,6 +99,11 @@ int kw_pipeline_enable_rules(struct kw_pipeline *p, char *err, size_t errlen) {
   /* Keys the responder revoked: revoked_key_use watches them. */
   if ((r = kw_store_revoked_keys(p->st, on_revoked, p->engine)) != 0) {
     snprintf(err, errlen, "cannot read revocations: %s", kw_store_errmsg(p->st));
+    return r;
+  }
+  /* Key stores' groups and permissions: grants by groups/permissions apply to them. */
+  if ((r = kw_store_key_attrs(p->st, on_key_attrs, p->engine)) != 0) {
+    snprintf(err, errlen, "cannot read the key inventory: %s", kw_store_errmsg(p->st));
     return r;
   }
   return 0;

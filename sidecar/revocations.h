@@ -124,6 +124,7 @@ struct kw_inventory_item {
   const char *name, *group, *created, *permission; /* NULL when the store has none */
   const char *prefix;        /* display prefix of the key, when the store shows it */
   const uint8_t *fp;         /* the key's fingerprint, when the store shows the key */
+  bool own;                  /* the credential keywatch itself uses at that store */
 };
 
 /* Upserts an item seen in a sync at synced_us; links it to a stored key by fingerprint
@@ -143,6 +144,15 @@ struct kw_inventory_row {
 };
 int kw_store_inventory(struct kw_store *st,
                        int (*cb)(const struct kw_inventory_row *r, void *ctx), void *ctx);
+
+/* Calls cb with the fingerprint, group and permission (NULL when the store has none) of
+ * every stored key that an inventory item not gone is linked to and that has a group or
+ * a permission, oldest sync first (a key listed twice: the latest sync comes last).
+ * Strings valid during cb only.  Returns 0 or KW_ESTORE. */
+int kw_store_key_attrs(struct kw_store *st,
+                       void (*cb)(const uint8_t *fp, const char *group, const char *permission,
+                                  void *ctx),
+                       void *ctx);
 
 /* Writes the revocation's JSON form (`keywatch revocations --json`) to f. */
 void kw_revocation_json(FILE *f, const struct kw_revocation *r);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define DICT_MAX 1000000 /* cached ids per dictionary before the cache is forgotten */
+#define DAY_US (86400LL * 1000000) /* rollups per UTC day */
 #define KW_ENDPOINT_KEY_MAX 320 /* "METHOD template" as a cache key */
 
 /* Migrations: entry i moves the schema from version i to i + 1. */
@@ -131,7 +132,8 @@ static const char *const migrations[] = {
     "CREATE TABLE IF NOT EXISTS key_inventory("
     "  store TEXT NOT NULL, ref TEXT NOT NULL, name TEXT, grp TEXT, created TEXT,"
     "  prefix TEXT, key_id INTEGER, permission TEXT, synced INTEGER NOT NULL,"
-    "  gone INTEGER, PRIMARY KEY(store, ref)) WITHOUT ROWID;"
+    "  gone INTEGER, own INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY(store, ref)) WITHOUT ROWID;"
     "INSERT INTO revocations(alert_id, key_id, rule, severity, origin, decided_by, reason,"
     "  decided, event_ts, state, result, updated)"
     "  SELECT d.alert_id, d.key_id, a.rule, coalesce(a.severity, 4), 'rule',"
@@ -140,6 +142,24 @@ static const char *const migrations[] = {
     "  'recorded before keywatch had a responder; never carried out', d.decided"
     "  FROM decisions d LEFT JOIN alerts a ON a.id = d.alert_id;"
     "DROP TABLE IF EXISTS decisions;",
+    /* 5 → 6: rollups for permission reviews — per key, endpoint and UTC day: calls,
+     * answered ok (2xx/3xx), denied (401/403), first and last call; filled from the calls
+     * already stored — and the reviews made (their JSON documents). */
+    "CREATE TABLE IF NOT EXISTS key_endpoint_days("
+    "  key_id INTEGER NOT NULL, day INTEGER NOT NULL, endpoint_id INTEGER NOT NULL,"
+    "  calls INTEGER NOT NULL, ok INTEGER NOT NULL, denied INTEGER NOT NULL,"
+    "  first_seen INTEGER NOT NULL, last_seen INTEGER NOT NULL,"
+    "  PRIMARY KEY(key_id, day, endpoint_id)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO key_endpoint_days"
+    "  SELECT key_id, ts / 86400000000, endpoint_id, count(*),"
+    "  sum(status >= 200 AND status < 400), sum(status IN (401, 403)), min(ts), max(ts)"
+    "  FROM calls WHERE key_id IS NOT NULL GROUP BY key_id, ts / 86400000000, endpoint_id;"
+    "CREATE INDEX IF NOT EXISTS key_inventory_prefix ON key_inventory(prefix);"
+    "CREATE INDEX IF NOT EXISTS key_inventory_key ON key_inventory(key_id);"
+    "CREATE TABLE IF NOT EXISTS reviews("
+    "  id INTEGER PRIMARY KEY, created INTEGER NOT NULL, since INTEGER NOT NULL,"
+    "  until INTEGER NOT NULL, keys INTEGER NOT NULL, findings INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL);",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -148,7 +168,7 @@ enum stmt_id {
   S_BEGIN, S_COMMIT, S_ROLLBACK,
   S_INS_CALL, S_UPS_ENDPOINT, S_UPS_CLIENT, S_UPS_AGENT, S_UPS_HOST, S_UPS_KEY,
   S_UPD_KEY, S_UPS_KEY_EP, S_UPS_KEY_CL, S_UPD_SOURCE,
-  S_DEL_POS, S_INS_POS, S_INS_GAP, S_UPS_STATUS, S_UPS_DAEMON, S_INS_LINK,
+  S_DEL_POS, S_INS_POS, S_INS_GAP, S_UPS_STATUS, S_UPS_DAEMON, S_INS_LINK, S_UPS_KEY_EP_DAY,
   S_COUNT
 };
 
@@ -182,6 +202,11 @@ static const char *const stmt_sql[S_COUNT] = {
                      " VALUES(?1, ?2, ?3, ?4, ?5)"
                      " ON CONFLICT DO UPDATE SET calls = calls + ?3,"
                      " first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5)",
+    [S_UPS_KEY_EP_DAY] = "INSERT INTO key_endpoint_days(key_id, day, endpoint_id, calls, ok,"
+                         " denied, first_seen, last_seen) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+                         " ON CONFLICT DO UPDATE SET calls = calls + ?4, ok = ok + ?5,"
+                         " denied = denied + ?6, first_seen = min(first_seen, ?7),"
+                         " last_seen = max(last_seen, ?8)",
     [S_UPD_SOURCE] = "UPDATE sources SET lines = lines + ?2, malformed = malformed + ?3,"
                      " bytes = bytes + ?4, calls = calls + ?5 WHERE id = ?1",
     [S_DEL_POS] = "DELETE FROM positions WHERE source_id = ?",
@@ -208,6 +233,7 @@ struct agg {
   int64_t calls, errors, bytes;
   int64_t first, last;
   int64_t lines, malformed; /* sources only */
+  int64_t ok, denied;       /* key × endpoint × day only */
 };
 
 struct aggset {
@@ -223,6 +249,7 @@ struct kw_store {
   size_t pending;
   struct kw_dict *d_endpoint, *d_client, *d_agent, *d_host, *d_key;
   struct aggset keys, key_eps, key_cls, sources;
+  struct aggset key_ep_days; /* (key, endpoint << 24 | day) */
   /* the hash chain: the link being built for the open batch */
   struct kw_chain *chain;
   uint8_t chain_prev[KW_CHAIN_HASH]; /* hash of the last committed link */
@@ -420,6 +447,7 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
       kw_dict_create(DICT_MAX, &st->d_key) || kw_dict_create(DICT_MAX, &st->keys.index) ||
       kw_dict_create(DICT_MAX, &st->key_eps.index) ||
       kw_dict_create(DICT_MAX, &st->key_cls.index) ||
+      kw_dict_create(DICT_MAX, &st->key_ep_days.index) ||
       kw_dict_create(DICT_MAX, &st->sources.index)) {
     r = KW_ENOMEM;
     goto fail;
@@ -442,6 +470,7 @@ static void reset_caches(struct kw_store *st) {
   agg_reset(&st->keys);
   agg_reset(&st->key_eps);
   agg_reset(&st->key_cls);
+  agg_reset(&st->key_ep_days);
   agg_reset(&st->sources);
 }
 
@@ -467,6 +496,7 @@ int kw_store_close(struct kw_store *st) {
   agg_free(&st->keys);
   agg_free(&st->key_eps);
   agg_free(&st->key_cls);
+  agg_free(&st->key_ep_days);
   agg_free(&st->sources);
   free(st);
   return r;
@@ -672,6 +702,11 @@ int kw_store_add_call(struct kw_store *st, const struct kw_call *c) {
     if ((g = agg_get(&st->key_eps, key, ep)) == NULL)
       return KW_ENOMEM;
     agg_add(g, c->ts_us, error, c->resp_bytes);
+    if ((g = agg_get(&st->key_ep_days, key, ep << 24 | (c->ts_us / DAY_US & 0xffffff))) == NULL)
+      return KW_ENOMEM;
+    agg_add(g, c->ts_us, error, c->resp_bytes);
+    g->ok += c->status >= 200 && c->status < 400;
+    g->denied += c->status == 401 || c->status == 403;
     if (cl >= 0) {
       if ((g = agg_get(&st->key_cls, key, cl)) == NULL)
         return KW_ENOMEM;
@@ -723,6 +758,20 @@ static int flush_aggs(struct kw_store *st) {
     sqlite3_bind_int64(s, 4, g->errors);
     sqlite3_bind_int64(s, 5, g->first);
     sqlite3_bind_int64(s, 6, g->last);
+    if (step_done(st, s) != 0)
+      return KW_ESTORE;
+  }
+  s = st->stmt[S_UPS_KEY_EP_DAY];
+  for (size_t i = 0; i < st->key_ep_days.n; i++) {
+    struct agg *g = &st->key_ep_days.v[i];
+    sqlite3_bind_int64(s, 1, g->a);
+    sqlite3_bind_int64(s, 2, g->b & 0xffffff);
+    sqlite3_bind_int64(s, 3, g->b >> 24);
+    sqlite3_bind_int64(s, 4, g->calls);
+    sqlite3_bind_int64(s, 5, g->ok);
+    sqlite3_bind_int64(s, 6, g->denied);
+    sqlite3_bind_int64(s, 7, g->first);
+    sqlite3_bind_int64(s, 8, g->last);
     if (step_done(st, s) != 0)
       return KW_ESTORE;
   }
@@ -778,6 +827,7 @@ int kw_store_commit(struct kw_store *st) {
   agg_reset(&st->keys);
   agg_reset(&st->key_eps);
   agg_reset(&st->key_cls);
+  agg_reset(&st->key_ep_days);
   agg_reset(&st->sources);
   return r;
 }

@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KW_STORE_SCHEMA 5
+#define KW_STORE_SCHEMA 6
 
 enum kw_store_flags {
   KW_STORE_RDONLY = 1, /* open an existing database read-only */

@@ -226,13 +226,13 @@ int kw_store_inventory_put(struct kw_store *st, const struct kw_inventory_item *
   }
   r = run1(db,
            "INSERT INTO key_inventory(store, ref, name, grp, created, prefix, key_id,"
-           " permission, synced, gone) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL)"
-           " ON CONFLICT(store, ref) DO UPDATE SET name = excluded.name, grp = excluded.grp,"
-           " created = excluded.created, prefix = excluded.prefix,"
+           " permission, synced, gone, own) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL,"
+           " ?10) ON CONFLICT(store, ref) DO UPDATE SET name = excluded.name,"
+           " grp = excluded.grp, created = excluded.created, prefix = excluded.prefix,"
            " key_id = coalesce(excluded.key_id, key_id), permission = excluded.permission,"
-           " synced = excluded.synced, gone = NULL",
-           "ttttttnti", NULL, it->store, it->ref, it->name, it->group, it->created, it->prefix,
-           key, it->permission, synced_us);
+           " synced = excluded.synced, gone = NULL, own = excluded.own",
+           "ttttttntii", NULL, it->store, it->ref, it->name, it->group, it->created, it->prefix,
+           key, it->permission, synced_us, (int64_t)(it->own ? 1 : 0));
   if (r < 0)
     return r;
   if (key >= 0 && it->name != NULL && it->name[0] != '\0')
@@ -286,6 +286,26 @@ int kw_store_inventory(struct kw_store *st,
     r = KW_ESTORE;
   sqlite3_finalize(s);
   return r < 0 ? r : 0;
+}
+
+int kw_store_key_attrs(struct kw_store *st,
+                       void (*cb)(const uint8_t *fp, const char *group, const char *permission,
+                                  void *ctx),
+                       void *ctx) {
+  sqlite3_stmt *s;
+  int rc;
+  if (sqlite3_prepare_v2(kw__store_db(st),
+                         "SELECT k.fingerprint, i.grp, i.permission FROM key_inventory i"
+                         " JOIN keys k ON k.id = i.key_id WHERE i.gone IS NULL"
+                         " AND (i.grp IS NOT NULL OR i.permission IS NOT NULL)"
+                         " ORDER BY i.synced, i.store, i.ref",
+                         -1, &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+    if (sqlite3_column_bytes(s, 0) == KW_FP_LEN)
+      cb(sqlite3_column_blob(s, 0), col_text(s, 1), col_text(s, 2), ctx);
+  sqlite3_finalize(s);
+  return rc == SQLITE_DONE ? 0 : KW_ESTORE;
 }
 
 /* ---- JSON ---------------------------------------------------------------------------- */

@@ -979,6 +979,324 @@ static void test_duration_parse_bounds(void **state) {
     fail_msg("kw_duration_parse() accepted with a negative duration:%s", bad);
 }
 
+/* ---- grants by key-store attributes, scope catalogues -------------------------------- */
+
+static const char GRANTS_PACK[] =
+    "scopes:\n"                                                   /* 1 */
+    "  - {name: read, endpoints: [\"GET /api/**\"]}\n"            /* 2 */
+    "  - {name: write, endpoints: [\"POST /api/**\"]}\n"          /* 3 */
+    "grants:\n"                                                   /* 4 */
+    "  - {keys: [mb_AbCd], scopes: [read]}\n"                     /* 5 */
+    "  - groups: [Analysts, \"Data team\"]\n"                     /* 6 */
+    "    scopes: [read]\n"                                        /* 7 */
+    "  - {permissions: [rw], scopes: [read, write]}\n"            /* 8 */
+    "  - {groups: [Administrators], scopes: [\"*\"]}\n"           /* 9 */
+    "  - {keys: [mb_Both], groups: [Ops], permissions: [r], scopes: [write]}\n";
+
+static void test_grants_parse(void **state) {
+  struct kw_ruleset *rs;
+  const struct kw_grant *g;
+  char src[200];
+  (void)state;
+
+  rs = load_ok(GRANTS_PACK);
+  assert_int_equal(rs->ngrants, 5);
+  g = &rs->grants[0];
+  assert_int_equal(g->nkeys, 1);
+  assert_int_equal(g->ngroups + g->npermissions, 0);
+  assert_false(g->all_scopes);
+  g = &rs->grants[1];
+  assert_int_equal(g->nkeys, 0);
+  assert_int_equal(g->ngroups, 2);
+  assert_string_equal(g->groups[0], "Analysts");
+  assert_string_equal(g->groups[1], "Data team");
+  assert_int_equal(g->nscopes, 1);
+  snprintf(src, sizeof(src), "%s:6", g_path);
+  assert_string_equal(g->source, src);
+  g = &rs->grants[2];
+  assert_int_equal(g->npermissions, 1);
+  assert_string_equal(g->permissions[0], "rw");
+  assert_int_equal(g->nscopes, 2);
+  /* "*": every scope of the loaded packs, each named once */
+  g = &rs->grants[3];
+  assert_true(g->all_scopes);
+  assert_int_equal(g->nscopes, 2);
+  assert_string_equal(g->scopes[0], "read");
+  assert_string_equal(g->scopes[1], "write");
+  g = &rs->grants[4];
+  assert_int_equal(g->nkeys + g->ngroups + g->npermissions, 3);
+  snprintf(src, sizeof(src), "%s:2", g_path);
+  assert_string_equal(rs->scopes[0].source, src);
+  kw_ruleset_destroy(rs);
+}
+
+/* "*" holds the scopes of packs loaded after the grant's too; a grant may name a scope of
+ * a later pack. */
+static void test_grants_star_across_packs(void **state) {
+  struct kw_ruleset *rs = NULL;
+  char *packs[] = {g_path, g_path2};
+  (void)state;
+  write_file(g_path, "scopes:\n"
+                     "  - {name: a, endpoints: [\"GET /a\"]}\n"
+                     "grants:\n"
+                     "  - {groups: [Administrators], scopes: [\"*\", a]}\n"
+                     "  - {keys: [mb_X], scopes: [b]}\n");
+  write_file(g_path2, "scopes:\n"
+                      "  - {name: b, endpoints: [\"GET /b\"]}\n"
+                      "  - {name: c, endpoints: [\"GET /c\"]}\n");
+  if (kw_ruleset_load(packs, 2, &rs, g_err, sizeof(g_err)) != 0)
+    fail_msg("load failed: %s", g_err);
+  assert_int_equal(rs->grants[0].nscopes, 3);
+  assert_string_equal(rs->grants[0].scopes[2], "c");
+  assert_int_equal(rs->grants[1].nscopes, 1);
+  kw_ruleset_destroy(rs);
+}
+
+static void test_err_grants(void **state) {
+  (void)state;
+  /* whom the grant is for: keys, groups or permissions */
+  load_fails("scopes:\n"
+             "  - {name: read, endpoints: [\"GET /api/**\"]}\n"
+             "grants:\n"
+             "  - {keys: [mb_A], scopes: [read]}\n"
+             "  - scopes: [read]\n",
+             5, "grants.1", "needs 'keys', 'groups' or 'permissions'", NULL);
+  load_fails("scopes:\n"
+             "  - {name: read, endpoints: [\"GET /api/**\"]}\n"
+             "grants:\n"
+             "  - keys: []\n"
+             "    groups: []\n"
+             "    scopes: [read]\n",
+             4, "grants.0", "needs 'keys', 'groups' or 'permissions'", NULL);
+  /* an empty name selects nothing */
+  load_fails("scopes:\n"
+             "  - {name: read, endpoints: [\"GET /api/**\"]}\n"
+             "grants:\n"
+             "  - groups: [Analysts]\n"
+             "    permissions:\n"
+             "      - r\n"
+             "      - \"\"\n"
+             "    scopes: [read]\n",
+             7, "grants.0.permissions.1", "empty name", NULL);
+  /* unknown scopes (a near miss of "*" too), unknown keys */
+  load_fails("scopes:\n"
+             "  - {name: read, endpoints: [\"GET /api/**\"]}\n"
+             "grants:\n"
+             "  - groups: [Analysts]\n"
+             "    scopes: [\"**\"]\n",
+             5, "grants.0.scopes.0", "no scope is named '**'", NULL);
+  load_fails("grants:\n"
+             "  - {group: [Analysts], scopes: [read]}\n",
+             2, NULL, "group", "unknown key");
+}
+
+static void test_err_scope_names(void **state) {
+  struct kw_ruleset *rs = (struct kw_ruleset *)1;
+  char *packs[] = {g_path, g_path2};
+  char expect[200];
+  (void)state;
+  snprintf(expect, sizeof(expect), "(%s:2)", g_path);
+  load_fails("scopes:\n"
+             "  - {name: read, endpoints: [\"GET /api/**\"]}\n"
+             "  - {name: write, endpoints: [\"POST /api/**\"]}\n"
+             "  - name: read\n"
+             "    endpoints: [\"HEAD /api/**\"]\n",
+             4, "scopes.2.name", "'read' is already the name of another scope", expect);
+  load_fails("scopes:\n"
+             "  - {name: \"*\", endpoints: [\"GET /api/**\"]}\n",
+             2, "scopes.0.name", "'*' is not a scope name", NULL);
+  load_fails("scopes:\n"
+             "  - {endpoints: [\"GET /api/**\"]}\n",
+             2, "scopes.0.name", "a scope needs a 'name'", NULL);
+  /* across packs: reported in the later pack, naming the first */
+  write_file(g_path, "scopes:\n  - {name: x, endpoints: [\"GET /x\"]}\n");
+  write_file(g_path2, "scopes:\n  - {name: y, endpoints: [\"GET /y\"]}\n"
+                      "  - {name: x, endpoints: [\"GET /z\"]}\n");
+  assert_int_equal(kw_ruleset_load(packs, 2, &rs, g_err, sizeof(g_err)), KW_ECONFIG);
+  assert_null(rs);
+  check_err(g_path2, 3, "scopes.1.name", "'x' is already the name", g_path);
+}
+
+/* Past KW_RULES_MAX_SCOPES scopes, a load error names the first one too many. */
+static void test_err_too_many_scopes(void **state) {
+  size_t cap = (KW_RULES_MAX_SCOPES + 2) * 48 + 16, o = 0;
+  char *text = malloc(cap);
+  (void)state;
+  assert_non_null(text);
+  o += (size_t)snprintf(text + o, cap - o, "scopes:\n");
+  for (int i = 0; i <= KW_RULES_MAX_SCOPES; i++)
+    o += (size_t)snprintf(text + o, cap - o, "  - {name: s%d, endpoints: [\"GET /s/%d\"]}\n",
+                          i, i);
+  load_fails(text, KW_RULES_MAX_SCOPES + 2, "scopes.1024", "more than 1024 scopes", NULL);
+  free(text);
+}
+
+static void test_grant_applies(void **state) {
+  struct kw_ruleset *rs;
+  const struct kw_grant *byk, *byg, *byp, *both;
+  uint8_t fp[KW_FP_LEN];
+  (void)state;
+  memset(fp, 0x42, sizeof(fp));
+  rs = load_ok(GRANTS_PACK);
+  byk = &rs->grants[0];
+  byg = &rs->grants[1];
+  byp = &rs->grants[2];
+  both = &rs->grants[4];
+  /* by key selector; a near miss; group or permission do not make a key grant apply */
+  assert_true(kw_grant_applies(byk, fp, "mb_AbCd", NULL, NULL, NULL));
+  assert_false(kw_grant_applies(byk, fp, "mb_AbCe", NULL, "Analysts", "rw"));
+  /* by group, exactly as the store spells it */
+  assert_true(kw_grant_applies(byg, fp, "mb_Zzzz", NULL, "Analysts", NULL));
+  assert_true(kw_grant_applies(byg, NULL, NULL, NULL, "Data team", "r"));
+  assert_false(kw_grant_applies(byg, fp, "mb_Zzzz", NULL, "analysts", NULL));
+  assert_false(kw_grant_applies(byg, fp, "mb_Zzzz", NULL, "Analyst", NULL));
+  assert_false(kw_grant_applies(byg, fp, "mb_Zzzz", "Analysts", NULL, "Analysts"));
+  assert_false(kw_grant_applies(byg, fp, "mb_Zzzz", NULL, "", NULL));
+  assert_false(kw_grant_applies(byg, fp, "mb_Zzzz", NULL, NULL, NULL));
+  /* by permission */
+  assert_true(kw_grant_applies(byp, fp, "mb_Zzzz", NULL, NULL, "rw"));
+  assert_false(kw_grant_applies(byp, fp, "mb_Zzzz", NULL, NULL, "r"));
+  assert_false(kw_grant_applies(byp, fp, "mb_Zzzz", NULL, "rw", NULL));
+  /* any of its lists */
+  assert_true(kw_grant_applies(both, fp, "mb_Both", NULL, NULL, NULL));
+  assert_true(kw_grant_applies(both, fp, "mb_Zzzz", NULL, "Ops", NULL));
+  assert_true(kw_grant_applies(both, fp, "mb_Zzzz", NULL, NULL, "r"));
+  assert_false(kw_grant_applies(both, fp, "mb_Zzzz", NULL, "Opsx", "rw"));
+  kw_ruleset_destroy(rs);
+}
+
+/* The scopes of rs covering METHOD template, ", "-joined into buf. */
+static const char *covering(const struct kw_ruleset *rs, const char *method, const char *tmpl,
+                            char *buf, size_t len) {
+  size_t o = 0;
+  buf[0] = '\0';
+  for (size_t k = 0; k < rs->nscopes; k++) {
+    for (size_t p = 0; p < rs->scopes[k].n; p++) {
+      if (kw_pattern_match(&rs->scopes[k].patterns[p], method, strlen(method), tmpl,
+                           strlen(tmpl))) {
+        o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "", rs->scopes[k].name);
+        break;
+      }
+    }
+  }
+  return buf;
+}
+
+#define COVERED(rs, method, tmpl, want)                                                     \
+  do {                                                                                     \
+    char b_[256];                                                                          \
+    const char *got_ = covering(rs, method, tmpl, b_, sizeof(b_));                         \
+    if (strcmp(got_, want) != 0)                                                           \
+      fail_msg("%s %s: covered by '%s', expected '%s'", method, tmpl, got_, want);         \
+  } while (0)
+
+static const struct kw_grant *grant_for(const struct kw_ruleset *rs, const char *group,
+                                        const char *perm) {
+  for (size_t i = 0; i < rs->ngrants; i++)
+    if (kw_grant_applies(&rs->grants[i], NULL, NULL, NULL, group, perm))
+      return &rs->grants[i];
+  return NULL;
+}
+
+static void test_builtin_catalogues(void **state) {
+  struct kw_ruleset *rs = NULL;
+  char *mb[] = {"builtin:default", "builtin:metabase-scopes"};
+  char *all[] = {"builtin:metabase-scopes", "builtin:seatable-scopes", "builtin:rest-scopes"};
+  const struct kw_grant *g;
+  (void)state;
+
+  if (kw_ruleset_load(mb, 2, &rs, g_err, sizeof(g_err)) != 0)
+    fail_msg("default + metabase-scopes do not load: %s", g_err);
+  for (size_t i = 0; i < rs->n; i++) /* the catalogue adds no rule */
+    assert_non_null(strstr(rs->rules[i].source, "builtin:default:"));
+  assert_int_equal(rs->nscopes, 3);
+  /* questions: reading, running, changing */
+  COVERED(rs, "GET", "/api/card/{id}", "metabase.read");
+  COVERED(rs, "GET", "/api/card", "metabase.read");
+  COVERED(rs, "POST", "/api/card/{id}/query", "metabase.read");
+  COVERED(rs, "POST", "/api/card/{id}/query/csv", "metabase.read");
+  COVERED(rs, "POST", "/api/dataset", "metabase.read");
+  COVERED(rs, "POST", "/api/dataset/native", "metabase.read");
+  COVERED(rs, "POST", "/api/dashboard/{id}/dashcard/{id}/card/{id}/query", "metabase.read");
+  COVERED(rs, "DELETE", "/api/card/{id}", "metabase.write");
+  COVERED(rs, "PUT", "/api/card/{id}", "metabase.write");
+  COVERED(rs, "POST", "/api/card", "metabase.write");
+  COVERED(rs, "PUT", "/api/dashboard/{id}/cards", "metabase.write");
+  COVERED(rs, "POST", "/api/action/{id}/execute", "metabase.write");
+  /* collections: the permission graph is the admin's */
+  COVERED(rs, "GET", "/api/collection/root/items", "metabase.read");
+  COVERED(rs, "PUT", "/api/collection/{id}", "metabase.write");
+  COVERED(rs, "PUT", "/api/collection/graph", "metabase.admin");
+  COVERED(rs, "GET", "/api/collection/graph", "metabase.admin");
+  /* people, keys, settings, connections */
+  COVERED(rs, "GET", "/api/user/{id}", "metabase.admin");
+  COVERED(rs, "GET", "/api/user", "metabase.admin");
+  COVERED(rs, "GET", "/api/user/current", "metabase.read, metabase.admin");
+  COVERED(rs, "POST", "/api/api-key", "metabase.admin");
+  COVERED(rs, "PUT", "/api/api-key/{id}/regenerate", "metabase.admin");
+  COVERED(rs, "GET", "/api/permissions/graph", "metabase.admin");
+  COVERED(rs, "PUT", "/api/setting/site-name", "metabase.admin");
+  COVERED(rs, "POST", "/api/database", "metabase.admin");
+  COVERED(rs, "POST", "/api/database/{id}/sync_schema", "metabase.admin");
+  COVERED(rs, "GET", "/api/database/{id}/metadata", "metabase.read");
+  COVERED(rs, "GET", "/api/ee/audit-app/user/audit-info", "metabase.admin");
+  /* near misses: nothing covers them */
+  COVERED(rs, "PATCH", "/api/card/{id}", "");
+  COVERED(rs, "GET", "/api/cardx/{id}", "");
+  COVERED(rs, "DELETE", "/api/dataset", "");
+  /* Administrators hold every scope; other groups nothing by default */
+  g = grant_for(rs, "Administrators", NULL);
+  assert_non_null(g);
+  assert_true(g->all_scopes);
+  assert_int_equal(g->nscopes, 3);
+  assert_null(grant_for(rs, "All Users", NULL));
+  assert_null(grant_for(rs, "administrators", NULL));
+  kw_ruleset_destroy(rs);
+
+  /* the three catalogues together: names do not clash, "*" spans them all */
+  if (kw_ruleset_load(all, 3, &rs, g_err, sizeof(g_err)) != 0)
+    fail_msg("the catalogues do not load together: %s", g_err);
+  assert_int_equal(rs->n, 0); /* scopes and grants only */
+  assert_int_equal(rs->nscopes, 7);
+  assert_int_equal(grant_for(rs, "Administrators", NULL)->nscopes, 7);
+  COVERED(rs, "GET", "/api/v2.1/dtable/app-access-token/", "seatable.read, rest.read");
+  COVERED(rs, "GET", "/api/v2.1/dtable/app-access-token", "seatable.read, rest.read");
+  COVERED(rs, "GET", "/api/v2.1/dtable/app-upload-link/", "seatable.write, rest.read");
+  COVERED(rs, "GET", "/api-gateway/api/v2/dtables/{uuid}/rows/", "seatable.read, rest.read");
+  COVERED(rs, "GET", "/api-gateway/api/v2/dtables/{uuid}/rows/{token}/",
+          "seatable.read, rest.read");
+  COVERED(rs, "POST", "/api-gateway/api/v2/dtables/{uuid}/sql/", "seatable.read, rest.write");
+  COVERED(rs, "POST", "/api-gateway/api/v2/dtables/{uuid}/rows/", "seatable.write, rest.write");
+  COVERED(rs, "PUT", "/api-gateway/api/v2/dtables/{uuid}/rows/", "seatable.write, rest.write");
+  COVERED(rs, "DELETE", "/api-gateway/api/v2/dtables/{uuid}/rows/",
+          "seatable.write, rest.write");
+  COVERED(rs, "GET", "/dtable-server/api/v1/dtables/{uuid}/rows/", "seatable.read, rest.read");
+  COVERED(rs, "POST", "/dtable-server/api/v1/dtables/{uuid}/batch-append-rows/",
+          "seatable.write, rest.write");
+  COVERED(rs, "PATCH", "/anything/{id}", "rest.write");
+  COVERED(rs, "OPTIONS", "/", "rest.read");
+  /* SeaTable permissions: r reads, rw reads and writes; nothing else */
+  g = grant_for(rs, NULL, "r");
+  assert_non_null(g);
+  assert_int_equal(g->nscopes, 1);
+  assert_string_equal(g->scopes[0], "seatable.read");
+  g = grant_for(rs, NULL, "rw");
+  assert_non_null(g);
+  assert_int_equal(g->nscopes, 2);
+  assert_string_equal(g->scopes[1], "seatable.write");
+  assert_null(grant_for(rs, NULL, "w"));
+  assert_null(grant_for(rs, NULL, "RW"));
+  kw_ruleset_destroy(rs);
+
+  /* a catalogue loaded twice: its scope names clash, and the error says so */
+  char *twice[] = {"builtin:seatable-scopes", "builtin:seatable-scopes"};
+  rs = (struct kw_ruleset *)1;
+  assert_int_equal(kw_ruleset_load(twice, 2, &rs, g_err, sizeof(g_err)), KW_ECONFIG);
+  assert_null(rs);
+  assert_non_null(strstr(g_err, "builtin:seatable-scopes:"));
+  assert_non_null(strstr(g_err, "'seatable.read' is already the name of another scope"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_load_full_pack, setup, teardown),
@@ -1012,6 +1330,13 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_keysel_from_pack, setup, teardown),
       cmocka_unit_test(test_duration_parse),
       cmocka_unit_test(test_duration_parse_bounds),
+      cmocka_unit_test_setup_teardown(test_grants_parse, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_grants_star_across_packs, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_err_grants, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_err_scope_names, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_err_too_many_scopes, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_grant_applies, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_builtin_catalogues, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

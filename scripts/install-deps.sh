@@ -16,6 +16,8 @@ packages=(
   libpcap-dev libhttp-parser-dev
   # tests
   libcmocka-dev nginx-light curl sqlite3 python3 logrotate wrk bsdutils tcpdump
+  # tests: the HTML report opened in headless Chromium (tests/browser)
+  chromium
   # benchmarks (bench/run.sh): the tools keywatch is compared with
   goaccess time
 )
@@ -24,3 +26,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 echo "install-deps: ${#packages[@]} packages present"
+
+# tests/browser: playwright-core at the version package-lock.json pins, to drive the
+# chromium above (it downloads no browser of its own).  Node.js and npm come with the machine.
+npm ci --prefix "$(dirname "$0")/../tests/browser" --no-audit --no-fund >/dev/null
+echo "install-deps: tests/browser npm packages present"

@@ -523,6 +523,8 @@ static void on_inv_done(const struct kw_revoke_result *res, void *arg) {
     if (res->outcome == KW_REVOKE_DONE) {
       r->stats.listed++;
       kw_store_inventory_sweep(r->o.store, name, r->inv_started_us);
+      if (r->o.on_inventory)
+        r->o.on_inventory(r->o.arg);
       kw_log(r->o.log, KW_LOG_DEBUG, "inventory_synced", "store", name, NULL);
     } else {
       r->stats.list_failed++;

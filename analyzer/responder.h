@@ -59,6 +59,7 @@ struct kw_responder_opts {
   size_t nsinks;
   bool sync_inventory;                /* list the stores' keys every inventory_interval */
   void (*on_revoked)(const uint8_t *fp, void *arg);
+  void (*on_inventory)(void *arg); /* a store's listing was written (groups may change) */
   void *arg;
 };
 

@@ -25,6 +25,7 @@ static const struct command {
     {"revoke", kw_cmd_revoke, "revoke a key at its key store now (queued and audited)"},
     {"revocations", kw_cmd_revocations, "revocations: decided, suppressed, done, failed"},
     {"shadow", kw_cmd_shadow, "replay logs: which keys would have been revoked, when"},
+    {"review", kw_cmd_review, "least privilege: rights granted vs used, per key"},
     {"inventory", kw_cmd_inventory, "the keys the key stores list, next to their traffic"},
     {"verify", kw_cmd_verify, "prove the audit trail was not changed (hash chain)"},
     {"check", kw_cmd_check, "validate a configuration file"},

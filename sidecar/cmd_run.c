@@ -1,7 +1,8 @@
 /* cmd_run.c — `keywatch run`: the daemon's main: argv, config, loop, signals.
  *
  * Everything else is in daemon.c.  Signals: SIGTERM and SIGINT stop cleanly (a final
- * commit, then exit 0); SIGHUP reloads the configuration file.  The daemon's own events
+ * commit, then exit 0); SIGHUP reloads the configuration file; SIGUSR1 runs a permission
+ * review now (when review.schedule is set).  The daemon's own events
  * go to stderr as logfmt lines.
  */
 #include "../collector/format.h"
@@ -50,7 +51,7 @@ struct run {
   struct kw_cli *cli;
   uv_loop_t *loop;
   struct kw_daemon *d;
-  uv_signal_t sig[3];
+  uv_signal_t sig[4];
   int nsig;
   struct kw_log log;
 };
@@ -70,6 +71,11 @@ static void on_signal(uv_signal_t *h, int signum) {
   if (signum == SIGHUP) {
     kw_log(&r->log, KW_LOG_INFO, "signal", "signal", "HUP", "action", "reload", NULL);
     kw_daemon_reload(r->d);
+    return;
+  }
+  if (signum == SIGUSR1) {
+    kw_log(&r->log, KW_LOG_INFO, "signal", "signal", "USR1", "action", "review", NULL);
+    kw_daemon_review_now(r->d);
     return;
   }
   kw_log(&r->log, KW_LOG_INFO, "signal", "signal", signum == SIGTERM ? "TERM" : "INT",
@@ -136,7 +142,7 @@ int kw_cmd_run(struct kw_cli *cli, int argc, char **argv) {
       {"log-level", required_argument, NULL, 'l'},
       {NULL, 0, NULL, 0},
   };
-  static const int signums[] = {SIGTERM, SIGINT, SIGHUP};
+  static const int signums[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
   struct run run = {.cli = cli, .log = {.f = stderr, .min = KW_LOG_INFO}};
   const char *format = NULL, *log_format = NULL, *syslog_addr = NULL, *level = NULL;
   const char *iface = NULL, *bpf = NULL;

@@ -7,6 +7,7 @@
  * libyaml pass (locate_line) — only on the error path.
  */
 #include "config.h"
+#include "cron.h"
 #include "err.h"
 #include "timeutil.h"
 #include "yamlfile.h"
@@ -264,6 +265,20 @@ static const cyaml_schema_field_t responder_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t review_fields[] = {
+    STR_FIELD("period", struct kw_review_cfg, period),
+    STR_FIELD("unused_after", struct kw_review_cfg, unused_after),
+    STR_FIELD("dormant_after", struct kw_review_cfg, dormant_after),
+    STR_FIELD("max_age", struct kw_review_cfg, max_age),
+    CYAML_FIELD_UINT("max_sources", CYAML_FLAG_OPTIONAL, struct kw_review_cfg, max_sources),
+    STR_FIELD("schedule", struct kw_review_cfg, schedule),
+    STR_FIELD("output_dir", struct kw_review_cfg, output_dir),
+    STRLIST_FIELD("formats", struct kw_review_cfg, formats),
+    CYAML_FIELD_BOOL_PTR("alerts", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_review_cfg, alerts),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t top_fields[] = {
     STR_FIELD("db", struct kw_config, db),
     STR_FIELD("secret_file", struct kw_config, secret_file),
@@ -281,6 +296,8 @@ static const cyaml_schema_field_t top_fields[] = {
                          sinks, &sink_entry, 0, CYAML_UNLIMITED),
     CYAML_FIELD_MAPPING("responder", CYAML_FLAG_OPTIONAL, struct kw_config, responder,
                         responder_fields),
+    CYAML_FIELD_MAPPING("review", CYAML_FLAG_OPTIONAL, struct kw_config, review,
+                        review_fields),
     CYAML_FIELD_END,
 };
 
@@ -387,6 +404,32 @@ static int responder_defaults(struct kw_responder_cfg *rc) {
   return r;
 }
 
+static const char *const known_report_formats[] = {"table", "md", "csv", "json", "html",
+                                                   NULL};
+
+static int review_defaults(struct kw_review_cfg *rv) {
+  static const char *const formats[] = {"html", "json", NULL};
+  int r = 0;
+  if (rv->period == NULL)
+    r = r ? r : kw_config_set(&rv->period, "30d");
+  if (rv->unused_after == NULL)
+    r = r ? r : kw_config_set(&rv->unused_after, "30d");
+  if (rv->dormant_after == NULL)
+    r = r ? r : kw_config_set(&rv->dormant_after, "30d");
+  if (rv->max_age == NULL)
+    r = r ? r : kw_config_set(&rv->max_age, "365d");
+  if (rv->max_sources == 0)
+    rv->max_sources = 10;
+  if (rv->formats == NULL)
+    r = r ? r : set_list(&rv->formats, &rv->formats_count, formats);
+  if (rv->alerts == NULL) {
+    if ((rv->alerts = malloc(sizeof(*rv->alerts))) == NULL)
+      return KW_ENOMEM;
+    *rv->alerts = true;
+  }
+  return r;
+}
+
 static int apply_defaults(struct kw_config *c) {
   struct kw_identity_cfg *id = &c->identity;
   int r = 0;
@@ -433,6 +476,7 @@ static int apply_defaults(struct kw_config *c) {
       k->timeout_ms = 5000;
   }
   r = r ? r : responder_defaults(&c->responder);
+  r = r ? r : review_defaults(&c->review);
   for (unsigned i = 0; i < c->sources_count; i++) {
     struct kw_source_cfg *src = &c->sources[i];
     if (src->type == NULL)
@@ -632,6 +676,33 @@ static int validate_responder(struct kw_config *c, char *err, size_t errlen) {
   return 0;
 }
 
+static int validate_review(struct kw_config *c, char *err, size_t errlen) {
+  struct kw_review_cfg *rv = &c->review;
+  int r;
+  if ((r = check_duration(c, "review.period", rv->period, &rv->period_us, err, errlen)) ||
+      (r = check_duration(c, "review.unused_after", rv->unused_after, &rv->unused_us, err,
+                          errlen)) ||
+      (r = check_duration(c, "review.dormant_after", rv->dormant_after, &rv->dormant_us, err,
+                          errlen)) ||
+      (r = check_duration(c, "review.max_age", rv->max_age, &rv->max_age_us, err, errlen)))
+    return r;
+  if (rv->schedule != NULL) {
+    struct kw_cron cron;
+    char why[200];
+    if (kw_cron_parse(rv->schedule, &cron, why, sizeof(why)) != 0)
+      return kw_config_error(c, "review.schedule", err, errlen, "%s", why);
+  }
+  if (rv->period_us < 86400LL * 1000000)
+    return kw_config_error(c, "review.period", err, errlen, "at least one day (1d)");
+  for (unsigned i = 0; i < rv->formats_count; i++) {
+    char field[48];
+    snprintf(field, sizeof(field), "review.formats.%u", i);
+    if ((r = check_enum(c, field, rv->formats[i], known_report_formats, err, errlen)) != 0)
+      return r;
+  }
+  return 0;
+}
+
 static int validate(struct kw_config *c, char *err, size_t errlen) {
   struct kw_identity_cfg *id = &c->identity;
   int r;
@@ -753,6 +824,8 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
       return kw_config_error(c, field, err, errlen,
                              "fingerprint must be 32 hex characters (see `keywatch keys`)");
   }
+  if ((r = validate_review(c, err, errlen)) != 0)
+    return r;
   return validate_responder(c, err, errlen);
 }
 

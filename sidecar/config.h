@@ -193,6 +193,22 @@ struct kw_responder_cfg {
       inventory_us;
 };
 
+/* Permission reviews (`keywatch review`, and scheduled in `keywatch run`). */
+struct kw_review_cfg {
+  char *period;        /* default 30d */
+  char *unused_after;  /* default 30d */
+  char *dormant_after; /* default 30d */
+  char *max_age;       /* default 365d; 0: no rotation finding */
+  unsigned max_sources; /* default 10 */
+  char *schedule;      /* cron (5 fields, UTC); NULL: no scheduled reviews */
+  char *output_dir;    /* scheduled reports are written here (default: next to the db) */
+  char **formats;      /* of the scheduled reports (default [html, json]) */
+  unsigned formats_count;
+  bool *alerts;        /* scheduled findings raised as alerts (default true) */
+  /* parsed at load */
+  int64_t period_us, unused_us, dormant_us, max_age_us;
+};
+
 struct kw_config {
   char *file; /* the file it was loaded from, NULL for defaults */
   char *db;
@@ -209,6 +225,7 @@ struct kw_config {
   struct kw_sink_cfg *sinks;
   unsigned sinks_count;
   struct kw_responder_cfg responder;
+  struct kw_review_cfg review;
 };
 
 /* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),

@@ -26,6 +26,7 @@
 #include "fingerprint.h"
 #include "pipeline.h"
 #include "revocations.h"
+#include "reviewsched.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -116,6 +117,8 @@ struct kw_daemon {
   uint64_t revocations_seen; /* pipeline revocation decisions at the last commit */
   struct kw_responder *responder; /* carries out revocations (borrows cfg) */
   const char **sink_names;  /* of cfg->sinks, for the responder's own alerts */
+  struct kw_review_sched *reviews; /* scheduled permission reviews (NULL: none) */
+  bool other_alerts;        /* alerts not from the pipeline await the next commit */
   struct src *srcs;
   struct group *groups;
   uv_timer_t commit_timer, status_timer, glob_timer, baseline_timer, checkpoint_timer;
@@ -175,8 +178,10 @@ static int commit(struct kw_daemon *d) {
   if (r != 0)
     fail(d, r, "commit");
   /* New alerts are committed with their outbox rows: deliver them now. */
-  if (r == 0 && d->outbox != NULL && kw_pipeline_stats(d->pipe)->alerts != d->alerts_seen) {
+  if (r == 0 && d->outbox != NULL &&
+      (kw_pipeline_stats(d->pipe)->alerts != d->alerts_seen || d->other_alerts)) {
     d->alerts_seen = kw_pipeline_stats(d->pipe)->alerts;
+    d->other_alerts = false;
     kw_outbox_kick(d->outbox);
   }
   /* Decisions in this batch are durable now: the responder may judge and send. */
@@ -205,6 +210,20 @@ static void mark_one(const uint8_t *fp, void *arg) {
     kw_log(d->log, KW_LOG_WARN, "revoked_key_not_watched", NULL);
 }
 
+/* A key store's listing was written: scope_violation sees the keys' groups and
+ * permissions as the store now says. */
+static void on_attr(const uint8_t *fp, const char *group, const char *permission, void *arg) {
+  struct kw_engine *e = arg;
+  kw_engine_set_key_attrs(e, fp, group, permission);
+}
+
+static void on_inventory(void *arg) {
+  struct kw_daemon *d = arg;
+  struct kw_engine *e = kw_pipeline_engine(d->pipe);
+  if (e != NULL && kw_store_key_attrs(d->st, on_attr, e) != 0)
+    kw_log(d->log, KW_LOG_WARN, "key_attrs_unreadable", NULL);
+}
+
 static int start_responder(struct kw_daemon *d, char *err, size_t errlen) {
   const char **names = calloc(d->cfg->sinks_count + 1, sizeof(char *));
   int r;
@@ -225,12 +244,54 @@ static int start_responder(struct kw_daemon *d, char *err, size_t errlen) {
       .nsinks = d->cfg->sinks_count,
       .sync_inventory = true,
       .on_revoked = mark_one,
+      .on_inventory = on_inventory,
       .arg = d,
   };
   if ((r = kw_responder_init(d->loop, &o, &d->responder, err, errlen)) != 0)
     return r;
   d->open_handles++; /* held until the responder is closed */
   return 0;
+}
+
+/* ---- scheduled reviews ------------------------------------------------------------- */
+
+static void on_review_alerts(void *arg) {
+  struct kw_daemon *d = arg;
+  d->other_alerts = true;
+  commit_soon(d);
+}
+
+static int start_reviews(struct kw_daemon *d, char *err, size_t errlen) {
+  struct kw_review_sched_opts o = {.db_path = d->db_path, .cfg = d->cfg, .store = d->st,
+                                   .log = d->log, .on_alerts = on_review_alerts, .arg = d};
+  int r;
+  if (d->cfg->review.schedule == NULL)
+    return 0;
+  if ((r = kw_review_sched_init(d->loop, &o, &d->reviews, err, errlen)) != 0)
+    return r;
+  d->open_handles++; /* held until the scheduler is closed */
+  return 0;
+}
+
+static void on_reviews_closed(void *arg) {
+  struct kw_daemon *d = arg;
+  d->open_handles--;
+  maybe_stopped(d);
+}
+
+static void stop_reviews(struct kw_daemon *d) {
+  struct kw_review_sched *s = d->reviews;
+  d->reviews = NULL;
+  if (s != NULL)
+    kw_review_sched_close(s, on_reviews_closed, d);
+}
+
+void kw_daemon_review_now(struct kw_daemon *d) {
+  if (d->reviews == NULL) {
+    kw_log(d->log, KW_LOG_WARN, "review_skipped", "why", "no review.schedule configured", NULL);
+    return;
+  }
+  kw_review_sched_now(d->reviews);
 }
 
 struct retired {
@@ -882,7 +943,7 @@ int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
       return r;
     }
   }
-  if ((r = start_responder(d, err, errlen)) != 0)
+  if ((r = start_responder(d, err, errlen)) != 0 || (r = start_reviews(d, err, errlen)) != 0)
     return r;
   for (unsigned i = 0; i < d->cfg->sources_count; i++)
     if ((r = add_configured(d, &d->cfg->sources[i], err, errlen)) != 0)
@@ -977,6 +1038,9 @@ int kw_daemon_reload(struct kw_daemon *d) {
     if (start_responder(d, err, sizeof(err)) != 0)
       kw_log(d->log, KW_LOG_ERROR, "responder_failed", "error", err, NULL);
   }
+  stop_reviews(d); /* the scheduler copied what it needs: a new one takes the new file's */
+  if (start_reviews(d, err, sizeof(err)) != 0)
+    kw_log(d->log, KW_LOG_ERROR, "reviews_failed", "error", err, NULL);
   kw_config_destroy(old);
   if (d->sinks != NULL && kw_sink_reopen_all(d->sinks) != 0)
     kw_log(d->log, KW_LOG_WARN, "sink_reopen_failed", NULL);
@@ -1056,6 +1120,7 @@ void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *a
   d->timers = 0;
   if (d->responder != NULL)
     retire_responder(d, NULL);
+  stop_reviews(d);
   if (d->outbox != NULL || d->sinks != NULL) {
     d->open_handles++;
     if (d->outbox != NULL)

@@ -41,6 +41,10 @@ int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen);
  * Returns 0 or the load error. */
 int kw_daemon_reload(struct kw_daemon *d);
 
+/* Runs a scheduled-style permission review now (logs why not when no review.schedule
+ * is configured). */
+void kw_daemon_review_now(struct kw_daemon *d);
+
 /* Who to tell once the daemon has stopped — by kw_daemon_stop() or by itself after a
  * failure (then the owner's handles, e.g. signal watchers, must close too). */
 void kw_daemon_on_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *arg),

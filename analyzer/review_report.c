@@ -775,13 +775,11 @@ static void html_row(FILE *f, const struct kw_review_row *row) {
 static void write_html(FILE *f, const struct kw_review *r, const struct kw_review_diff *d,
                        int64_t generated_us) {
   const struct kw_review_opts *o = kw_review_options(r);
-  size_t n, counts[KW_FIND_COUNT], total = 0, flagged = 0;
+  size_t n, counts[KW_FIND_COUNT], flagged = 0;
   const struct kw_review_row *rows = kw_review_rows(r, &n);
   char t1[TBUF], t2[TBUF];
 
   kw_review_counts(r, counts);
-  for (int k = 0; k < KW_FIND_COUNT; k++)
-    total += counts[k];
   for (size_t i = 0; i < n; i++)
     flagged += rows[i].nfindings > 0;
 

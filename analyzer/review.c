@@ -367,7 +367,9 @@ int kw_review_add(struct kw_review *r, const struct kw_review_key *k) {
     w->calls += ep->calls;
     if (ep->calls <= 0)
       continue;
-    if (mine == 0 && w->grant_known) {
+    /* Outside the grant: a catalogued endpoint no granted scope covers.  One no scope
+     * covers at all cannot be judged (it is named in the recommendation's why). */
+    if (mine == 0 && c != 0 && w->grant_known) {
       w->outside_calls += ep->calls;
       w->outside_ok += ep->ok;
       if (ep->calls > top_outside) {

@@ -15,7 +15,9 @@
  *   dormant_woke    calls in the period after a silence of dormant_after   high
  *   over_privileged granted scopes it never exercised (incl. an admin      medium
  *                   group or an rw token used only for reads)
- *   outside_grant   calls to endpoints no granted scope covers             high
+ *   outside_grant   calls to catalogued endpoints no granted scope covers   high
+ *                   (an endpoint no scope covers at all is not judged; the
+ *                   recommendation's why counts them)
  *   rotation_due    older than max_age (store's creation time, else first  low
  *                   call)
  *   many_sources    more distinct client addresses than max_sources        medium

@@ -18,6 +18,9 @@ packages=(
   libcmocka-dev nginx-light curl sqlite3 python3 logrotate wrk bsdutils tcpdump
   # tests: the HTML report opened in headless Chromium (tests/browser)
   chromium
+  # tests: a real Prometheus scrapes the metrics (tests/integration/test_prometheus.sh; its
+  # Debian service, if the machine starts one, listens on :9090 — the test uses its own port)
+  prometheus
   # benchmarks (bench/run.sh): the tools keywatch is compared with
   goaccess time
 )

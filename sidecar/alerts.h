@@ -80,6 +80,8 @@ struct kw_alerts_query {
   int64_t since_us;    /* last_seen >= since; 0: any */
   int64_t id;          /* one alert; 0: any */
   int64_t limit;       /* 0: no limit */
+  int64_t before_us, before_id; /* paging: only alerts after (last_seen, id) in the order
+                                 * (newest first); before_id 0: from the start */
 };
 
 /* Newest first. Strings valid during cb only. */

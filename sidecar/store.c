@@ -2,13 +2,16 @@
  *
  * Write path, per call: four dictionary lookups in memory (endpoint, client, agent, host;
  * a miss costs one upsert), one key lookup by fingerprint, one INSERT into calls, and an
- * in-memory update of the batch aggregates (per key; per key × endpoint; per key × client).
- * kw_store_commit() writes the aggregates with one upsert per distinct row and commits.
+ * in-memory update of the batch aggregates (per key; per key × endpoint; per key × client;
+ * per source, with its calls by status class).  kw_store_commit() writes the aggregates
+ * with one upsert per distinct row and commits.
  *
  * Invariants:
  *  - st->in_tx is true exactly while a transaction opened by this store is open;
  *  - every id cached in a dict exists in the database (dicts are cleared on rollback);
- *  - keys.calls == count(calls of that key) after each commit (tests check it).
+ *  - keys.calls == count(calls of that key) after each commit (tests check it);
+ *  - sum(source_classes.calls of a source) == count(calls of that source) after each
+ *    commit (test_metrics checks it).
  */
 #include "store.h"
 #include "dict.h"
@@ -30,6 +33,7 @@
 
 #define DICT_MAX 1000000 /* cached ids per dictionary before the cache is forgotten */
 #define DAY_US (86400LL * 1000000) /* rollups per UTC day */
+#define HOUR_US (3600LL * 1000000)
 #define KW_ENDPOINT_KEY_MAX 320 /* "METHOD template" as a cache key */
 
 /* Migrations: entry i moves the schema from version i to i + 1. */
@@ -160,6 +164,24 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY, created INTEGER NOT NULL, since INTEGER NOT NULL,"
     "  until INTEGER NOT NULL, keys INTEGER NOT NULL, findings INTEGER NOT NULL,"
     "  doc TEXT NOT NULL);",
+    /* 6 → 7: calls per source and status class (kw_store_status_class(): 0 no answer,
+     * 1-5 for 1xx-5xx, 6 any other status) for /metrics, filled from the calls stored.
+     * The CASE must stay the same mapping as kw_store_status_class(). */
+    "CREATE TABLE IF NOT EXISTS source_classes("
+    "  source_id INTEGER NOT NULL, class INTEGER NOT NULL, calls INTEGER NOT NULL,"
+    "  PRIMARY KEY(source_id, class)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO source_classes"
+    "  SELECT source_id, CASE WHEN status = 0 THEN 0"
+    "  WHEN status BETWEEN 100 AND 599 THEN status / 100 ELSE 6 END AS class, count(*)"
+    "  FROM calls GROUP BY source_id, class;",
+    /* 7 → 8: calls and errors (status >= 400 or none) per key and hour, for the
+     * dashboard's key page: a key with millions of calls is charted from its hours. */
+    "CREATE TABLE IF NOT EXISTS key_hours("
+    "  key_id INTEGER NOT NULL, hour INTEGER NOT NULL, calls INTEGER NOT NULL,"
+    "  errors INTEGER NOT NULL, PRIMARY KEY(key_id, hour)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO key_hours SELECT key_id, ts / 3600000000, count(*),"
+    "  sum(status >= 400 OR status = 0) FROM calls WHERE key_id IS NOT NULL"
+    "  GROUP BY key_id, ts / 3600000000;",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -169,6 +191,7 @@ enum stmt_id {
   S_INS_CALL, S_UPS_ENDPOINT, S_UPS_CLIENT, S_UPS_AGENT, S_UPS_HOST, S_UPS_KEY,
   S_UPD_KEY, S_UPS_KEY_EP, S_UPS_KEY_CL, S_UPD_SOURCE,
   S_DEL_POS, S_INS_POS, S_INS_GAP, S_UPS_STATUS, S_UPS_DAEMON, S_INS_LINK, S_UPS_KEY_EP_DAY,
+  S_UPS_SOURCE_CLASS, S_UPS_KEY_HOUR,
   S_COUNT
 };
 
@@ -202,6 +225,8 @@ static const char *const stmt_sql[S_COUNT] = {
                      " VALUES(?1, ?2, ?3, ?4, ?5)"
                      " ON CONFLICT DO UPDATE SET calls = calls + ?3,"
                      " first_seen = min(first_seen, ?4), last_seen = max(last_seen, ?5)",
+    [S_UPS_KEY_HOUR] = "INSERT INTO key_hours(key_id, hour, calls, errors) VALUES(?1, ?2, ?3, ?4)"
+                       " ON CONFLICT DO UPDATE SET calls = calls + ?3, errors = errors + ?4",
     [S_UPS_KEY_EP_DAY] = "INSERT INTO key_endpoint_days(key_id, day, endpoint_id, calls, ok,"
                          " denied, first_seen, last_seen) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
                          " ON CONFLICT DO UPDATE SET calls = calls + ?4, ok = ok + ?5,"
@@ -209,6 +234,8 @@ static const char *const stmt_sql[S_COUNT] = {
                          " last_seen = max(last_seen, ?8)",
     [S_UPD_SOURCE] = "UPDATE sources SET lines = lines + ?2, malformed = malformed + ?3,"
                      " bytes = bytes + ?4, calls = calls + ?5 WHERE id = ?1",
+    [S_UPS_SOURCE_CLASS] = "INSERT INTO source_classes(source_id, class, calls)"
+                           " VALUES(?1, ?2, ?3) ON CONFLICT DO UPDATE SET calls = calls + ?3",
     [S_DEL_POS] = "DELETE FROM positions WHERE source_id = ?",
     [S_INS_POS] = "INSERT INTO positions(source_id, dev, ino, offset, hash, hash_len)"
                   " VALUES(?,?,?,?,?,?)",
@@ -232,8 +259,15 @@ struct agg {
   int64_t a, b;       /* the row's ids (key; key+endpoint; key+client; source) */
   int64_t calls, errors, bytes;
   int64_t first, last;
-  int64_t lines, malformed; /* sources only */
-  int64_t ok, denied;       /* key × endpoint × day only */
+  union {
+    struct { /* sources only */
+      int64_t lines, malformed;
+      int64_t classes[KW_STATUS_CLASSES]; /* calls by kw_store_status_class() */
+    };
+    struct { /* key × endpoint × day only */
+      int64_t ok, denied;
+    };
+  };
 };
 
 struct aggset {
@@ -250,6 +284,7 @@ struct kw_store {
   struct kw_dict *d_endpoint, *d_client, *d_agent, *d_host, *d_key;
   struct aggset keys, key_eps, key_cls, sources;
   struct aggset key_ep_days; /* (key, endpoint << 24 | day) */
+  struct aggset key_hours;   /* (key, hour) */
   /* the hash chain: the link being built for the open batch */
   struct kw_chain *chain;
   uint8_t chain_prev[KW_CHAIN_HASH]; /* hash of the last committed link */
@@ -448,6 +483,7 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
       kw_dict_create(DICT_MAX, &st->key_eps.index) ||
       kw_dict_create(DICT_MAX, &st->key_cls.index) ||
       kw_dict_create(DICT_MAX, &st->key_ep_days.index) ||
+      kw_dict_create(DICT_MAX, &st->key_hours.index) ||
       kw_dict_create(DICT_MAX, &st->sources.index)) {
     r = KW_ENOMEM;
     goto fail;
@@ -471,6 +507,7 @@ static void reset_caches(struct kw_store *st) {
   agg_reset(&st->key_eps);
   agg_reset(&st->key_cls);
   agg_reset(&st->key_ep_days);
+  agg_reset(&st->key_hours);
   agg_reset(&st->sources);
 }
 
@@ -497,6 +534,7 @@ int kw_store_close(struct kw_store *st) {
   agg_free(&st->key_eps);
   agg_free(&st->key_cls);
   agg_free(&st->key_ep_days);
+  agg_free(&st->key_hours);
   agg_free(&st->sources);
   free(st);
   return r;
@@ -695,11 +733,15 @@ int kw_store_add_call(struct kw_store *st, const struct kw_call *c) {
   if ((g = agg_get(&st->sources, c->source_id, 0)) == NULL)
     return KW_ENOMEM;
   g->calls++;
+  g->classes[kw_store_status_class(c->status)]++;
   if (key >= 0) {
     if ((g = agg_get(&st->keys, key, 0)) == NULL)
       return KW_ENOMEM;
     agg_add(g, c->ts_us, error, c->resp_bytes);
     if ((g = agg_get(&st->key_eps, key, ep)) == NULL)
+      return KW_ENOMEM;
+    agg_add(g, c->ts_us, error, c->resp_bytes);
+    if ((g = agg_get(&st->key_hours, key, c->ts_us / HOUR_US)) == NULL)
       return KW_ENOMEM;
     agg_add(g, c->ts_us, error, c->resp_bytes);
     if ((g = agg_get(&st->key_ep_days, key, ep << 24 | (c->ts_us / DAY_US & 0xffffff))) == NULL)
@@ -761,6 +803,16 @@ static int flush_aggs(struct kw_store *st) {
     if (step_done(st, s) != 0)
       return KW_ESTORE;
   }
+  s = st->stmt[S_UPS_KEY_HOUR];
+  for (size_t i = 0; i < st->key_hours.n; i++) {
+    struct agg *g = &st->key_hours.v[i];
+    sqlite3_bind_int64(s, 1, g->a);
+    sqlite3_bind_int64(s, 2, g->b);
+    sqlite3_bind_int64(s, 3, g->calls);
+    sqlite3_bind_int64(s, 4, g->errors);
+    if (step_done(st, s) != 0)
+      return KW_ESTORE;
+  }
   s = st->stmt[S_UPS_KEY_EP_DAY];
   for (size_t i = 0; i < st->key_ep_days.n; i++) {
     struct agg *g = &st->key_ep_days.v[i];
@@ -797,6 +849,19 @@ static int flush_aggs(struct kw_store *st) {
     if (step_done(st, s) != 0)
       return KW_ESTORE;
   }
+  s = st->stmt[S_UPS_SOURCE_CLASS];
+  for (size_t i = 0; i < st->sources.n; i++) {
+    struct agg *g = &st->sources.v[i];
+    for (int k = 0; k < KW_STATUS_CLASSES; k++) {
+      if (g->classes[k] == 0)
+        continue;
+      sqlite3_bind_int64(s, 1, g->a);
+      sqlite3_bind_int(s, 2, k);
+      sqlite3_bind_int64(s, 3, g->classes[k]);
+      if (step_done(st, s) != 0)
+        return KW_ESTORE;
+    }
+  }
   return 0;
 }
 
@@ -828,6 +893,7 @@ int kw_store_commit(struct kw_store *st) {
   agg_reset(&st->key_eps);
   agg_reset(&st->key_cls);
   agg_reset(&st->key_ep_days);
+  agg_reset(&st->key_hours);
   agg_reset(&st->sources);
   return r;
 }

@@ -6,7 +6,7 @@
  * commit: the caller decides when, by rows or time).  Dictionary tables (endpoints,
  * clients, user agents, hosts) keep rows compact; their ids are cached in memory.  Per-key
  * totals (calls, errors, bytes, first/last seen) are kept up to date at each commit so
- * `keywatch keys` never scans the calls.
+ * `keywatch keys` never scans the calls; so are the calls per source and status class.
  *
  * Schema changes are migrations: user_version N → N+1, each idempotent, in store.c.
  * Thread: a kw_store belongs to the thread that opened it.
@@ -20,7 +20,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KW_STORE_SCHEMA 6
+#define KW_STORE_SCHEMA 8
+
+/* Status classes of the per-source rollup (table source_classes, /metrics):
+ * 0 no answer seen (status 0), 1-5 the 1xx-5xx classes, 6 any other status (1-99,
+ * 600-999: not HTTP, kept so that the classes of a source add up to its calls). */
+#define KW_STATUS_CLASSES 7
+
+static inline int kw_store_status_class(int status) {
+  if (status == 0)
+    return 0;
+  return status >= 100 && status <= 599 ? status / 100 : 6;
+}
 
 enum kw_store_flags {
   KW_STORE_RDONLY = 1, /* open an existing database read-only */
@@ -135,6 +146,9 @@ struct kw_calls_query {
   int anonymous_only; /* only calls without a key */
   int64_t since_us, until_us; /* 0: unbounded */
   int64_t limit;      /* 0: unlimited */
+  int64_t before_us, before_id; /* paging: only calls before (ts, id); before_id 0: none */
+  int64_t key_id;     /* one stored key by row id (instead of key: walks its index in
+                       * time order, no sort); 0: none */
 };
 
 struct kw_call_row {
@@ -145,6 +159,7 @@ struct kw_call_row {
   const char *method, *path, *endpoint, *user_agent, *host, *source;
   int status;
   int64_t resp_bytes, req_bytes, latency_us; /* -1 unknown */
+  int64_t id;         /* the call's row id (paging) */
 };
 
 /* Calls cb for each matching call in time order (oldest first, the newest `limit` when

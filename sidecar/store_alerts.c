@@ -161,6 +161,7 @@ int kw_store_alerts(struct kw_store *st, const struct kw_alerts_query *q,
       " AND (?3 IS NULL OR substr(k.prefix, 1, length(?3)) = ?3"
       "      OR lower(hex(k.fingerprint)) = lower(?3))"
       " AND (?4 IS NULL OR a.rule = ?4) AND a.last_seen >= ?5 AND (?6 = 0 OR a.id = ?6)"
+      " AND (?8 = 0 OR a.last_seen < ?9 OR (a.last_seen = ?9 AND a.id < ?8))"
       " ORDER BY a.last_seen DESC, a.id DESC LIMIT ?7";
   sqlite3_stmt *s;
   int rc, r = 0;
@@ -177,6 +178,8 @@ int kw_store_alerts(struct kw_store *st, const struct kw_alerts_query *q,
   sqlite3_bind_int64(s, 5, q->since_us);
   sqlite3_bind_int64(s, 6, q->id);
   sqlite3_bind_int64(s, 7, q->limit > 0 ? q->limit : -1);
+  sqlite3_bind_int64(s, 8, q->before_id);
+  sqlite3_bind_int64(s, 9, q->before_us);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     struct kw_alert_row a = {
         .id = sqlite3_column_int64(s, 0),

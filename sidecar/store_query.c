@@ -71,18 +71,20 @@ int kw_store_calls(struct kw_store *st, const struct kw_calls_query *q,
       " AND c.key_id IN (SELECT id FROM keys WHERE substr(prefix, 1, length(?1)) = ?1"
       " OR lower(hex(fingerprint)) = lower(?1))";
   static const char anon[] = " AND c.key_id IS NULL";
+  static const char one_key[] = " AND c.key_id = ?7";
   static const char since[] = " AND c.ts >= ?2";
   static const char until[] = " AND c.ts < ?3";
+  static const char before[] = " AND (c.ts < ?5 OR (c.ts = ?5 AND c.id < ?6))";
   static const char tail[] = " ORDER BY c.ts DESC, c.id DESC LIMIT ?4) ORDER BY 1, 15";
   char sql[sizeof(head) + sizeof(by_key) + sizeof(anon) + sizeof(since) + sizeof(until) +
-           sizeof(tail)];
+           sizeof(before) + sizeof(one_key) + sizeof(tail)];
   sqlite3 *db = kw__store_db(st);
   sqlite3_stmt *s;
   int rc, r = 0;
 
-  snprintf(sql, sizeof(sql), "%s%s%s%s%s%s", head, q->key ? by_key : "",
-           q->anonymous_only ? anon : "", q->since_us ? since : "", q->until_us ? until : "",
-           tail);
+  snprintf(sql, sizeof(sql), "%s%s%s%s%s%s%s%s", head, q->key ? by_key : "",
+           q->anonymous_only ? anon : "", q->key_id ? one_key : "", q->since_us ? since : "",
+           q->until_us ? until : "", q->before_id ? before : "", tail);
   if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
     return KW_ESTORE;
   if (q->key)
@@ -92,6 +94,12 @@ int kw_store_calls(struct kw_store *st, const struct kw_calls_query *q,
   if (q->until_us)
     sqlite3_bind_int64(s, 3, q->until_us);
   sqlite3_bind_int64(s, 4, q->limit > 0 ? q->limit : -1);
+  if (q->before_id) {
+    sqlite3_bind_int64(s, 5, q->before_us);
+    sqlite3_bind_int64(s, 6, q->before_id);
+  }
+  if (q->key_id)
+    sqlite3_bind_int64(s, 7, q->key_id);
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     struct kw_call_row row;
     kw__store_call_row(s, &row);
@@ -125,6 +133,7 @@ void kw__store_call_row(sqlite3_stmt *s, struct kw_call_row *row) {
   row->resp_bytes = sqlite3_column_type(s, 11) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 11);
   row->req_bytes = sqlite3_column_type(s, 12) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 12);
   row->latency_us = sqlite3_column_type(s, 13) == SQLITE_NULL ? -1 : sqlite3_column_int64(s, 13);
+  row->id = sqlite3_column_count(s) > 14 ? sqlite3_column_int64(s, 14) : 0;
 }
 
 static int push(struct kw_count **v, size_t *n, const char *label, int64_t count) {

@@ -15,6 +15,7 @@ static const struct command {
   const char *summary;
 } commands[] = {
     {"run", kw_cmd_run, "the sidecar: follow logs / receive syslog, record every call"},
+    {"serve", kw_cmd_serve, "the dashboard, JSON API and /metrics over the database"},
     {"status", kw_cmd_status, "the daemon's sources: positions, backlog, lag, gaps, drops"},
     {"ingest", kw_cmd_ingest, "read access logs into the database"},
     {"keys", kw_cmd_keys, "per-key activity: calls, first/last seen, endpoints, clients"},

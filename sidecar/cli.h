@@ -81,5 +81,6 @@ int kw_cmd_revocations(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_shadow(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_inventory(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_review(struct kw_cli *cli, int argc, char **argv);
+int kw_cmd_serve(struct kw_cli *cli, int argc, char **argv);
 
 #endif

@@ -279,6 +279,25 @@ static const cyaml_schema_field_t review_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t http_token_fields[] = {
+    STR_FIELD("name", struct kw_http_token_cfg, name),
+    STR_FIELD("role", struct kw_http_token_cfg, role),
+    CYAML_FIELD_MAPPING_PTR("secret", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                            struct kw_http_token_cfg, secret, secret_fields),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t http_token_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct kw_http_token_cfg, http_token_fields),
+};
+
+static const cyaml_schema_field_t http_fields[] = {
+    STR_FIELD("listen", struct kw_http_cfg, listen),
+    CYAML_FIELD_SEQUENCE("tokens", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
+                         struct kw_http_cfg, tokens, &http_token_entry, 0, CYAML_UNLIMITED),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t top_fields[] = {
     STR_FIELD("db", struct kw_config, db),
     STR_FIELD("secret_file", struct kw_config, secret_file),
@@ -298,6 +317,7 @@ static const cyaml_schema_field_t top_fields[] = {
                         responder_fields),
     CYAML_FIELD_MAPPING("review", CYAML_FLAG_OPTIONAL, struct kw_config, review,
                         review_fields),
+    CYAML_FIELD_MAPPING("http", CYAML_FLAG_OPTIONAL, struct kw_config, http, http_fields),
     CYAML_FIELD_END,
 };
 
@@ -826,6 +846,22 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
   }
   if ((r = validate_review(c, err, errlen)) != 0)
     return r;
+  for (unsigned i = 0; i < c->http.tokens_count; i++) {
+    static const char *const roles[] = {"viewer", "responder", NULL};
+    struct kw_http_token_cfg *t = &c->http.tokens[i];
+    char field[48];
+    snprintf(field, sizeof(field), "http.tokens.%u", i);
+    if (t->name == NULL || t->role == NULL || t->secret == NULL)
+      return kw_config_error(c, field, err, errlen,
+                             "needs 'name', 'role' (viewer, responder) and 'secret' "
+                             "({env: VAR} or {file: PATH})");
+    snprintf(field, sizeof(field), "http.tokens.%u.role", i);
+    if ((r = check_enum(c, field, t->role, roles, err, errlen)) != 0)
+      return r;
+    snprintf(field, sizeof(field), "http.tokens.%u.secret", i);
+    if ((r = check_secret(c, field, t->secret, err, errlen)) != 0)
+      return r;
+  }
   return validate_responder(c, err, errlen);
 }
 

@@ -193,6 +193,21 @@ struct kw_responder_cfg {
       inventory_us;
 };
 
+/* A token of the HTTP API (docs/api.md): a name (shown as who acknowledged an alert), a
+ * role, and the token itself from the environment or a 0600 file. */
+struct kw_http_token_cfg {
+  char *name;
+  char *role;                 /* viewer, responder */
+  struct kw_secret_cfg *secret;
+};
+
+/* The HTTP API, dashboard and /metrics (`keywatch serve`; `keywatch run` with listen). */
+struct kw_http_cfg {
+  char *listen;               /* "127.0.0.1:8080"; run: NULL = no server */
+  struct kw_http_token_cfg *tokens;
+  unsigned tokens_count;
+};
+
 /* Permission reviews (`keywatch review`, and scheduled in `keywatch run`). */
 struct kw_review_cfg {
   char *period;        /* default 30d */
@@ -226,6 +241,7 @@ struct kw_config {
   unsigned sinks_count;
   struct kw_responder_cfg responder;
   struct kw_review_cfg review;
+  struct kw_http_cfg http;
 };
 
 /* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),

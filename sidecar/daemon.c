@@ -27,6 +27,8 @@
 #include "pipeline.h"
 #include "revocations.h"
 #include "reviewsched.h"
+#include "api.h"
+#include "httpd.h"
 #include "store.h"
 #include "timeutil.h"
 
@@ -118,6 +120,8 @@ struct kw_daemon {
   struct kw_responder *responder; /* carries out revocations (borrows cfg) */
   const char **sink_names;  /* of cfg->sinks, for the responder's own alerts */
   struct kw_review_sched *reviews; /* scheduled permission reviews (NULL: none) */
+  struct kw_api *api;       /* the dashboard/API with http.listen (NULL: none) */
+  struct kw_httpd *httpd;
   bool other_alerts;        /* alerts not from the pipeline await the next commit */
   struct src *srcs;
   struct group *groups;
@@ -292,6 +296,40 @@ void kw_daemon_review_now(struct kw_daemon *d) {
     return;
   }
   kw_review_sched_now(d->reviews);
+}
+
+/* ---- the dashboard and API (http.listen) -------------------------------------------- */
+
+static void on_api_write(void *arg) { commit_soon(arg); }
+
+static int start_http(struct kw_daemon *d, char *err, size_t errlen) {
+  struct kw_api_opts ao = {.db_path = d->db_path, .cfg = d->cfg, .writer = d->st,
+                           .log = d->log, .on_write = on_api_write, .arg = d};
+  size_t n;
+  int r;
+  if (d->cfg->http.listen == NULL)
+    return 0;
+  if ((r = kw_api_create(&ao, &d->api, err, errlen)) != 0)
+    return r;
+  const struct kw_http_route *routes = kw_api_routes(d->api, &n);
+  struct kw_httpd_opts ho = {.listen = d->cfg->http.listen, .routes = routes, .nroutes = n,
+                             .csp = kw_api_csp()};
+  if ((r = kw_httpd_start(d->loop, &ho, &d->httpd, err, errlen)) != 0) {
+    kw_api_destroy(d->api);
+    d->api = NULL;
+    return r;
+  }
+  d->open_handles++; /* held until the server is closed */
+  kw_log(d->log, KW_LOG_INFO, "http_listening", "address", d->cfg->http.listen, NULL);
+  return 0;
+}
+
+static void on_http_closed(void *arg) {
+  struct kw_daemon *d = arg;
+  kw_api_destroy(d->api);
+  d->api = NULL;
+  d->open_handles--;
+  maybe_stopped(d);
 }
 
 struct retired {
@@ -943,7 +981,8 @@ int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
       return r;
     }
   }
-  if ((r = start_responder(d, err, errlen)) != 0 || (r = start_reviews(d, err, errlen)) != 0)
+  if ((r = start_responder(d, err, errlen)) != 0 || (r = start_reviews(d, err, errlen)) != 0 ||
+      (r = start_http(d, err, errlen)) != 0)
     return r;
   for (unsigned i = 0; i < d->cfg->sources_count; i++)
     if ((r = add_configured(d, &d->cfg->sources[i], err, errlen)) != 0)
@@ -1121,6 +1160,11 @@ void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *a
   if (d->responder != NULL)
     retire_responder(d, NULL);
   stop_reviews(d);
+  if (d->httpd != NULL) {
+    struct kw_httpd *h = d->httpd;
+    d->httpd = NULL;
+    kw_httpd_close(h, on_http_closed, d);
+  }
   if (d->outbox != NULL || d->sinks != NULL) {
     d->open_handles++;
     if (d->outbox != NULL)

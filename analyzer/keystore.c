@@ -203,6 +203,22 @@ enum kw_revoke_outcome kw__ks_outcome(const struct kw_http_resp *resp, const uns
   return KW_REVOKE_RETRY;
 }
 
+void kw__ks_revoke_detail(const struct kw_http_resp *resp, enum kw_revoke_outcome oc,
+                          const char *done, const char *noun, const char *ref, char *buf,
+                          size_t len) {
+  char why[200];
+  if (resp->status == KW_ECANCELED) {
+    snprintf(buf, len, "canceled");
+  } else if (oc == KW_REVOKE_DONE) {
+    snprintf(buf, len, "%s %s %s", done, noun, ref);
+  } else if (oc == KW_REVOKE_GONE) {
+    snprintf(buf, len, "HTTP 404 for %s %s: already gone", noun, ref);
+  } else {
+    kw__ks_describe(resp, why, sizeof(why));
+    snprintf(buf, len, "%s %s: %s", noun, ref, why);
+  }
+}
+
 void kw__ks_describe(const struct kw_http_resp *resp, char *buf, size_t len) {
   if (resp->status != 0)
     snprintf(buf, len, "%s", resp->error ? resp->error : kw_strerror(resp->status));

@@ -94,6 +94,12 @@ void kw__ks_finish(struct kw__ks_op *op, enum kw_revoke_outcome o, const char *r
 enum kw_revoke_outcome kw__ks_outcome(const struct kw_http_resp *resp, const unsigned *ok,
                                       size_t nok, const unsigned *gone, size_t ngone);
 
+/* The detail of a revoking call's answer in buf: "canceled", "<done> <noun> <ref>",
+ * "HTTP 404 for <noun> <ref>: already gone", or "<noun> <ref>: <what went wrong>". */
+void kw__ks_revoke_detail(const struct kw_http_resp *resp, enum kw_revoke_outcome oc,
+                          const char *done, const char *noun, const char *ref, char *buf,
+                          size_t len);
+
 /* A short description of a failed exchange for a detail line ("HTTP 503", "timed out"). */
 void kw__ks_describe(const struct kw_http_resp *resp, char *buf, size_t len);
 

@@ -222,20 +222,8 @@ static void wipe_keys(json_t *data) {
 static void on_revoked(struct kw__ks_op *op, const struct kw_http_resp *resp) {
   struct kong_op *o = (struct kong_op *)op;
   enum kw_revoke_outcome oc = kw__ks_outcome(resp, delete_ok, 1, gone, 1);
-  char why[200];
-
-  if (resp->status == KW_ECANCELED) {
-    finish(o, KW_REVOKE_FAIL, o->ref, "canceled");
-    return;
-  }
-  kw__ks_describe(resp, why, sizeof(why));
-  if (oc == KW_REVOKE_DONE)
-    snprintf(o->detail, sizeof(o->detail), "deleted credential %s", o->ref);
-  else if (oc == KW_REVOKE_GONE)
-    snprintf(o->detail, sizeof(o->detail), "HTTP 404 for credential %s: already gone", o->ref);
-  else
-    snprintf(o->detail, sizeof(o->detail), "deleting credential %s: %s", o->ref, why);
-  finish(o, oc, o->ref, o->detail);
+  kw__ks_revoke_detail(resp, oc, "deleted", "credential", o->ref, o->detail, sizeof(o->detail));
+  finish(o, resp->status == KW_ECANCELED ? KW_REVOKE_FAIL : oc, o->ref, o->detail);
 }
 
 static int send_delete(struct kong_op *o) {
@@ -255,30 +243,39 @@ static int send_delete(struct kong_op *o) {
   return kw__ks_send(&o->op, &req, on_revoked, "DELETE %s", path);
 }
 
-static void on_page(struct kw__ks_op *op, const struct kw_http_resp *resp) {
-  struct kong_op *o = (struct kong_op *)op;
-  const struct kw_keystore_env *env = o->k->env;
-  json_t *doc = NULL, *data, *c;
+/* The data array of a listing page, or NULL when the answer is no page (the attempt is
+ * then finished: canceled, or retried later). */
+static json_t *page_data(struct kong_op *o, const struct kw_http_resp *resp, json_t **doc) {
+  json_t *data;
   char why[200];
-  size_t i;
-  int r;
-
   if (resp->status == KW_ECANCELED) {
     finish(o, KW_REVOKE_FAIL, NULL, "canceled");
-    return;
+    return NULL;
   }
   if (resp->status != 0 || resp->code != 200) {
     kw__ks_describe(resp, why, sizeof(why));
     snprintf(o->detail, sizeof(o->detail), "listing credentials (page %u): %s", o->page, why);
     finish(o, KW_REVOKE_RETRY, NULL, o->detail);
-    return;
+    return NULL;
   }
-  if ((data = page_of(o, resp, &doc)) == NULL) {
+  if ((data = page_of(o, resp, doc)) == NULL) {
     snprintf(o->detail, sizeof(o->detail),
              "GET /key-auths (page %u): the answer has no data array", o->page);
     finish(o, KW_REVOKE_RETRY, NULL, o->detail);
-    return;
+    return NULL;
   }
+  return data;
+}
+
+static void on_page(struct kw__ks_op *op, const struct kw_http_resp *resp) {
+  struct kong_op *o = (struct kong_op *)op;
+  const struct kw_keystore_env *env = o->k->env;
+  json_t *doc = NULL, *data, *c;
+  size_t i;
+  int r;
+
+  if ((data = page_data(o, resp, &doc)) == NULL)
+    return;
   json_array_foreach(data, i, c) {
     const char *id = json_string_value(json_object_get(c, "id"));
     const char *key = json_string_value(json_object_get(c, "key"));
@@ -360,26 +357,11 @@ static void on_inventory(struct kw__ks_op *op, const struct kw_http_resp *resp) 
   struct kong_op *o = (struct kong_op *)op;
   const struct kw_keystore_env *env = o->k->env;
   json_t *doc = NULL, *data, *c;
-  char why[200];
   size_t i;
   int r;
 
-  if (resp->status == KW_ECANCELED) {
-    finish(o, KW_REVOKE_FAIL, NULL, "canceled");
+  if ((data = page_data(o, resp, &doc)) == NULL)
     return;
-  }
-  if (resp->status != 0 || resp->code != 200) {
-    kw__ks_describe(resp, why, sizeof(why));
-    snprintf(o->detail, sizeof(o->detail), "listing credentials (page %u): %s", o->page, why);
-    finish(o, KW_REVOKE_RETRY, NULL, o->detail);
-    return;
-  }
-  if ((data = page_of(o, resp, &doc)) == NULL) {
-    snprintf(o->detail, sizeof(o->detail),
-             "GET /key-auths (page %u): the answer has no data array", o->page);
-    finish(o, KW_REVOKE_RETRY, NULL, o->detail);
-    return;
-  }
   json_array_foreach(data, i, c) {
     json_t *key = json_object_get(c, "key");
     const char *id = json_string_value(json_object_get(c, "id"));

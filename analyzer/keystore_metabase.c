@@ -146,20 +146,11 @@ static void on_revoked(struct kw__ks_op *op, const struct kw_http_resp *resp) {
   struct mb_op *o = (struct mb_op *)op;
   enum kw_revoke_outcome oc = kw__ks_outcome(resp, o->regenerate ? regen_ok : delete_ok,
                                              o->regenerate ? 1 : 2, gone, 1);
-  char why[200];
 
   if (o->regenerate && resp->status == 0 && resp->body != NULL)
     OPENSSL_cleanse((char *)resp->body, resp->len); /* the new key: never kept */
-  kw__ks_describe(resp, why, sizeof(why));
-  if (resp->status == KW_ECANCELED)
-    snprintf(o->detail, sizeof(o->detail), "canceled");
-  else if (oc == KW_REVOKE_DONE)
-    snprintf(o->detail, sizeof(o->detail), "%s key %s", o->regenerate ? "regenerated" : "deleted",
-             o->ref);
-  else if (oc == KW_REVOKE_GONE)
-    snprintf(o->detail, sizeof(o->detail), "HTTP 404 for key %s: already gone", o->ref);
-  else
-    snprintf(o->detail, sizeof(o->detail), "%s", why);
+  kw__ks_revoke_detail(resp, oc, o->regenerate ? "regenerated" : "deleted", "key", o->ref,
+                       o->detail, sizeof(o->detail));
   finish(o, resp->status == KW_ECANCELED ? KW_REVOKE_FAIL : oc, o->ref, o->detail);
 }
 

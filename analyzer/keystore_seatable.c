@@ -267,20 +267,8 @@ static void note_failure(struct st_op *o, const struct kw_http_resp *resp, const
 static void on_revoked(struct kw__ks_op *op, const struct kw_http_resp *resp) {
   struct st_op *o = (struct st_op *)op;
   enum kw_revoke_outcome oc = kw__ks_outcome(resp, delete_ok, 1, gone, 1);
-  char why[200];
-
-  if (resp->status == KW_ECANCELED) {
-    finish(o, KW_REVOKE_FAIL, o->ref, "canceled");
-    return;
-  }
-  kw__ks_describe(resp, why, sizeof(why));
-  if (oc == KW_REVOKE_DONE)
-    snprintf(o->detail, sizeof(o->detail), "deleted token %s", o->ref);
-  else if (oc == KW_REVOKE_GONE)
-    snprintf(o->detail, sizeof(o->detail), "HTTP 404 for token %s: already gone", o->ref);
-  else
-    snprintf(o->detail, sizeof(o->detail), "deleting token %s: %s", o->ref, why);
-  finish(o, oc, o->ref, o->detail);
+  kw__ks_revoke_detail(resp, oc, "deleted", "token", o->ref, o->detail, sizeof(o->detail));
+  finish(o, resp->status == KW_ECANCELED ? KW_REVOKE_FAIL : oc, o->ref, o->detail);
 }
 
 /* DELETE by store_ref (owner mode).  Returns 0 or an error (no callback then). */

@@ -19,43 +19,27 @@
 #include "sidecar/config.h"
 #include "sidecar/err.h"
 
+#include "kwtest_files.h"
+
 static char g_dir[64];
 static char g_path[128];
 static char g_err[1024];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwconfig.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (temp_dir_make(g_dir, sizeof(g_dir), "kwconfig") != 0)
     return -1;
   snprintf(g_path, sizeof(g_path), "%s/keywatch.yaml", g_dir);
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-static void write_cfg(const char *text) {
-  FILE *f = fopen(g_path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  assert_int_equal(fclose(f), 0);
+  return temp_dir_remove(g_dir);
 }
 
 static struct kw_config *load_ok(const char *text) {
-  struct kw_config *c = NULL;
-  int rc;
-  write_cfg(text);
-  g_err[0] = '\0';
-  rc = kw_config_load(g_path, &c, g_err, sizeof(g_err));
-  if (rc != 0)
-    fail_msg("load failed (%d): %s", rc, g_err);
-  assert_non_null(c);
-  return c;
+  return config_load_text(g_path, text);
 }
 
 /* Loads text, expects KW_ECONFIG and an error that starts "FILE:LINE: FIELD: " and holds
@@ -63,30 +47,14 @@ static struct kw_config *load_ok(const char *text) {
 static void load_fails(const char *text, unsigned line, const char *field, const char *also1,
                        const char *also2) {
   struct kw_config *c = (struct kw_config *)1;
-  char head[256];
   int rc;
 
-  write_cfg(text);
+  write_text(g_path, text);
   g_err[0] = '\0';
   rc = kw_config_load(g_path, &c, g_err, sizeof(g_err));
   assert_int_equal(rc, KW_ECONFIG);
   assert_null(c);
-  if (line > 0)
-    snprintf(head, sizeof(head), "%s:%u:", g_path, line);
-  else
-    snprintf(head, sizeof(head), "%s:", g_path);
-  if (strncmp(g_err, head, strlen(head)) != 0)
-    fail_msg("error '%s' does not start with '%s'", g_err, head);
-  if (field != NULL) {
-    char f[128];
-    snprintf(f, sizeof(f), " %s: ", field);
-    if (strstr(g_err, f) == NULL)
-      fail_msg("error '%s' does not name field '%s'", g_err, field);
-  }
-  if (also1 != NULL && strstr(g_err, also1) == NULL)
-    fail_msg("error '%s' does not mention '%s'", g_err, also1);
-  if (also2 != NULL && strstr(g_err, also2) == NULL)
-    fail_msg("error '%s' does not mention '%s'", g_err, also2);
+  assert_err_at(g_err, g_path, line, field, also1, also2);
 }
 
 static void assert_list(char **list, unsigned n, const char *const *want) {

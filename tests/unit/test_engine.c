@@ -32,6 +32,8 @@
 #include "sidecar/err.h"
 #include "sidecar/fingerprint.h"
 
+#include "kwtest_files.h"
+
 #define T0 1762128000LL /* Monday 2025-11-03 00:00:00 UTC, in seconds */
 #define SEC 1000000LL
 #define MIN (60 * SEC)
@@ -117,19 +119,16 @@ static int g_packno;
 
 static int group_setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwengine.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (temp_dir_make(g_dir, sizeof(g_dir), "kwengine") != 0)
     return -1;
   g_f = calloc(MAXF, sizeof(*g_f));
   return g_f ? 0 : -1;
 }
 
 static int group_teardown(void **state) {
-  char cmd[160];
   (void)state;
   free(g_f);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return temp_dir_remove(g_dir);
 }
 
 struct env {

@@ -29,6 +29,8 @@
 #include "sidecar/revocations.h"
 #include "sidecar/store.h"
 
+#include "kwtest_files.h"
+
 #define T0 1762128000000000LL /* Monday 2025-11-03 00:00:00 UTC, in µs */
 #define MIN 60000000LL
 
@@ -42,8 +44,7 @@ static int g_minute;
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwscopes.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (temp_dir_make(g_dir, sizeof(g_dir), "kwscopes") != 0)
     return -1;
   snprintf(g_pack, sizeof(g_pack), "%s/pack.yaml", g_dir);
   g_nfired = 0;
@@ -52,28 +53,19 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
   kw_engine_destroy(g_e);
   kw_ruleset_destroy(g_rs);
   g_e = NULL;
   g_rs = NULL;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  assert_int_equal(fclose(f), 0);
+  return temp_dir_remove(g_dir);
 }
 
 /* Loads packs (the test's pack file is "PACK") into g_rs and a new engine g_e. */
 static void open_engine(const char *pack, char *const *packs, size_t n) {
   char err[1024];
   char *self[] = {g_pack};
-  write_file(g_pack, pack);
+  write_text(g_pack, pack);
   if (packs == NULL) {
     packs = self;
     n = 1;
@@ -366,7 +358,7 @@ static void test_inventory_to_engine(void **state) {
   }
 
   /* the pipeline hands them to its engine when rules are enabled */
-  write_file(g_pack, GROUPS_PACK);
+  write_text(g_pack, GROUPS_PACK);
   assert_int_equal(kw_config_default(&cfg), 0);
   assert_int_equal(kw_config_set(&cfg->rules[0], g_pack), 0);
   assert_int_equal(kw_fingerprint_create_from("0123456789abcdef0123456789abcdef", 32, &fpr), 0);

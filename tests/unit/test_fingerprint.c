@@ -27,6 +27,8 @@
 #include "sidecar/err.h"
 #include "sidecar/fingerprint.h"
 
+#include "kwtest_files.h"
+
 #define SECRET "keywatch-test-secret-0123456789abcdef" /* 37 bytes */
 #define KEY "mb_3q2+7vbg1Nw0Oc2Y5FxRk8tq4ZzjL9pWbXaH0sKeM/I=" /* 47 bytes */
 /* HMAC-SHA256(SECRET, KEY)[0:16] */
@@ -47,19 +49,16 @@ static char g_path[128];
 static int setup(void **state) {
   (void)state;
   unsetenv(KW_SECRET_ENV);
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwfp.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (temp_dir_make(g_dir, sizeof(g_dir), "kwfp") != 0)
     return -1;
   snprintf(g_path, sizeof(g_path), "%s/secret", g_dir);
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
   unsetenv(KW_SECRET_ENV);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return temp_dir_remove(g_dir);
 }
 
 static void fp_hex(const struct kw_fingerprint *fp, const char *key, size_t n, char *hex) {

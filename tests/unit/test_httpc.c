@@ -34,7 +34,6 @@
 #include <errno.h>
 #include <jansson.h>
 
-#include "kwtest_files.h"
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -47,83 +46,29 @@
 #include "analyzer/httpc.h"
 #include "sidecar/err.h"
 
+#include "kwtest_files.h"
+#include "kwtest_loop.h"
+
 #define WAIT_MS 8000
 
 static char g_dir[64];
 static char g_log[128];
-static pid_t g_peer;
+static struct peers g_peers;
+static pid_t g_peer; /* the echo peer, once started */
 static int g_port;
 
 /* ---- the peer ------------------------------------------------------------------------- */
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
-static void peer_stop(void) {
-  int st;
-  pid_t pid = g_peer;
-  g_peer = 0;
-  if (pid <= 0)
-    return;
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return;
-    sleep_ms(10);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
-}
-
 /* The peer's port; starts it on first use and waits (bounded) until it listens. */
 static int peer_port(void) {
-  char script[600], port_file[128];
-  const char *fx = getenv("KW_FIXTURES");
+  char port_file[128];
   if (g_peer > 0)
     return g_port;
-  if (fx == NULL)
-    fail_msg("KW_FIXTURES is not set (run through ctest)");
-  snprintf(script, sizeof(script), "%s/../tools/http_echo.py", fx);
   snprintf(port_file, sizeof(port_file), "%s/echo.port", g_dir);
   snprintf(g_log, sizeof(g_log), "%s/echo.log", g_dir);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    execlp("python3", "python3", script, "--port-file", port_file, "--out", g_log,
-           (char *)NULL);
-    _exit(127);
-  }
-  g_peer = pid;
-  for (int i = 0; i < 500; i++) {
-    FILE *f = fopen(port_file, "r");
-    if (f != NULL) {
-      int ok = fscanf(f, "%d", &g_port) == 1;
-      fclose(f);
-      if (ok)
-        return g_port;
-    }
-    if (waitpid(pid, NULL, WNOHANG) == pid) {
-      g_peer = 0;
-      fail_msg("http_echo.py exited before listening");
-    }
-    sleep_ms(10);
-  }
-  fail_msg("http_echo.py did not write %s", port_file);
-  return -1;
-}
-
-static int free_port(void) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof(a);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
+  g_peer = peer_start(&g_peers, "http_echo.py", port_file, &g_port, "--port-file", port_file,
+                      "--out", g_log, NULL);
+  return g_port;
 }
 
 /* The records the peer logged whose path is path. */
@@ -143,24 +88,6 @@ static void url_for(char *buf, size_t len, const char *path) {
 }
 
 /* ---- the loop ------------------------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t) {
-  (void)t;
-}
-
-static bool run_until(uv_loop_t *loop, const int *counter, int want) {
-  uv_timer_t tick;
-  uint64_t end;
-  uv_timer_init(loop, &tick);
-  uv_timer_start(&tick, on_tick, 10, 10);
-  uv_update_time(loop);
-  end = uv_now(loop) + WAIT_MS;
-  while (*counter < want && uv_now(loop) < end)
-    uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return *counter >= want;
-}
 
 /* What one callback saw (copied: resp is valid during the call only). */
 struct result {
@@ -200,10 +127,6 @@ static void result_free(struct result *r) {
   r->body = NULL;
 }
 
-static void on_closed(void *arg) {
-  (*(int *)arg)++;
-}
-
 static struct kw_httpc *client(uv_loop_t *loop) {
   struct kw_httpc *c = NULL;
   assert_int_equal(uv_loop_init(loop), 0);
@@ -216,11 +139,7 @@ static struct kw_httpc *client(uv_loop_t *loop) {
 static void close_and_finish(uv_loop_t *loop, struct kw_httpc *c) {
   int closed = 0;
   kw_httpc_close(c, on_closed, &closed);
-  assert_int_equal(closed, 0); /* never from within close */
-  assert_true(run_until(loop, &closed, 1));
-  uv_run(loop, UV_RUN_DEFAULT);
-  assert_int_equal(closed, 1);
-  assert_int_equal(uv_loop_close(loop), 0);
+  close_wait_finish(loop, &closed, WAIT_MS);
 }
 
 /* Starts req and waits for its callback. */
@@ -232,7 +151,7 @@ static void request_wait(uv_loop_t *loop, struct kw_httpc *c, const struct kw_ht
   if (r != 0)
     fail_msg("kw_httpc_request %s %s: %s", req->method, req->url, kw_strerror(r));
   assert_int_equal(res->calls, 0); /* never from within request */
-  if (!run_until(loop, &res->calls, 1))
+  if (!run_until(loop, &res->calls, 1, WAIT_MS))
     fail_msg("no callback within %d ms", WAIT_MS);
   assert_int_equal(res->calls, 1);
   assert_non_null(res->body);
@@ -261,22 +180,13 @@ static const char *hdr(json_t *echo, const char *name) {
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwhttpc.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
-    return -1;
-  unsetenv("http_proxy");
-  unsetenv("HTTP_PROXY");
-  unsetenv("all_proxy");
-  unsetenv("ALL_PROXY");
-  return 0;
+  return peer_env_setup(g_dir, sizeof(g_dir), "kwhttpc");
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  peer_stop();
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  g_peer = 0;
+  return peer_env_teardown(&g_peers, g_dir);
 }
 
 /* ---- requests ------------------------------------------------------------------------- */
@@ -452,7 +362,8 @@ static void test_refused(void **state) {
   uv_loop_t loop;
   (void)state;
   struct kw_httpc *c = client(&loop);
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d" TOKEN_PATH "?" TOKEN_QUERY, free_port());
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d" TOKEN_PATH "?" TOKEN_QUERY,
+           free_port(SOCK_STREAM));
   struct kw_http_req req = {.method = "POST", .url = url, .body = "{}", .body_len = 2,
                             .timeout_ms = 2000};
   request_wait(&loop, c, &req, &res);
@@ -589,7 +500,7 @@ static void test_close_from_callback(void **state) {
   struct kw_http_req rf = {.method = "GET", .url = fast};
   assert_int_equal(kw_httpc_request(k.c, &rs, on_resp, &held), 0);
   assert_int_equal(kw_httpc_request(k.c, &rf, on_resp_close, &k), 0);
-  assert_true(run_until(&loop, &k.closed, 1));
+  assert_true(run_until(&loop, &k.closed, 1, WAIT_MS));
   uv_run(&loop, UV_RUN_DEFAULT);
   assert_int_equal(k.calls, 1);
   assert_int_equal(k.status, 0);
@@ -608,7 +519,7 @@ static void test_in_flight_cap(void **state) {
   int closed = 0;
   (void)state;
   assert_non_null(res);
-  snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", free_port());
+  snprintf(url, sizeof(url), "http://127.0.0.1:%d/x", free_port(SOCK_STREAM));
   struct kw_httpc *c = client(&loop);
   struct kw_http_req req = {.method = "GET", .url = url};
   for (int i = 0; i < CAP; i++) /* the loop does not run: all stay in flight */
@@ -648,7 +559,7 @@ static void test_many_concurrent(void **state) {
   }
   assert_int_equal(kw_httpc_pending(c), N);
   assert_int_equal(done, 0);
-  assert_true(run_until(&loop, &done, N));
+  assert_true(run_until(&loop, &done, N, WAIT_MS));
   assert_int_equal(kw_httpc_pending(c), 0);
   for (int i = 0; i < N; i++) {
     char path[32];

@@ -47,57 +47,21 @@
 #include "sidecar/err.h"
 #include "sidecar/fingerprint.h"
 
+#include "kwtest_files.h"
+#include "kwtest_loop.h"
+
 #define WAIT_MS 10000
-#define MAX_PEERS 4
 #define MAX_STORES 8
 #define MAX_CALLS 8
 
 static const char FP_SECRET[] = "test-keystore-fingerprint-secret-0123456789abcdef";
 
 static char g_dir[64];
-static pid_t g_peers[MAX_PEERS];
+static struct peers g_peers;
 static json_t *g_log;     /* every string an adapter handed out (this test) */
 static json_t *g_secrets; /* every secret this test used */
 
 /* ---- peers ---------------------------------------------------------------------------- */
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
-static const char *tools_dir(void) {
-  static char buf[512];
-  const char *fx = getenv("KW_FIXTURES");
-  if (fx == NULL)
-    fail_msg("KW_FIXTURES is not set (run through ctest)");
-  snprintf(buf, sizeof(buf), "%s/../tools", fx);
-  return buf;
-}
-
-static void peer_stop(pid_t pid) {
-  int st;
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] == pid)
-      g_peers[i] = 0;
-  if (pid <= 0)
-    return;
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return;
-    sleep_ms(10);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
-}
-
-static void stop_all_peers(void) {
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] > 0)
-      peer_stop(g_peers[i]);
-}
 
 static void path_in(char *buf, size_t len, const char *name) {
   snprintf(buf, len, "%s/%s", g_dir, name);
@@ -106,60 +70,18 @@ static void path_in(char *buf, size_t len, const char *name) {
 /* Starts keystore_emu.py for product on state (written to the temp dir, mode 0600) and
  * returns its port once it listens (bounded wait). */
 static int emu_start(const char *product, json_t *state, pid_t *pid_out) {
-  char script[600], state_path[160], port_file[160];
+  char state_path[160], port_file[160];
   int port = 0;
-  pid_t pid;
 
-  snprintf(script, sizeof(script), "%s/keystore_emu.py", tools_dir());
   path_in(state_path, sizeof(state_path), product);
   strncat(state_path, ".state", sizeof(state_path) - strlen(state_path) - 1);
   path_in(port_file, sizeof(port_file), product);
   strncat(port_file, ".port", sizeof(port_file) - strlen(port_file) - 1);
-  unlink(port_file);
   assert_int_equal(json_dump_file(state, state_path, JSON_COMPACT), 0);
   assert_int_equal(chmod(state_path, 0600), 0);
-  pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    execlp("python3", "python3", script, "--product", product, "--state", state_path,
-           "--port", "0", "--port-file", port_file, (char *)NULL);
-    _exit(127);
-  }
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] == 0) {
-      g_peers[i] = pid;
-      break;
-    }
-  for (int i = 0; i < 1000; i++) {
-    FILE *f = fopen(port_file, "r");
-    if (f != NULL) {
-      int ok = fscanf(f, "%d", &port) == 1;
-      fclose(f);
-      if (ok) {
-        *pid_out = pid;
-        return port;
-      }
-    }
-    if (waitpid(pid, NULL, WNOHANG) == pid)
-      fail_msg("keystore_emu.py exited before listening");
-    sleep_ms(10);
-  }
-  fail_msg("keystore_emu.py did not write %s", port_file);
-  return -1;
-}
-
-/* A whole file as a new NUL-terminated buffer (empty when missing). */
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  char *buf = calloc(1, 65536);
-  size_t n = 0;
-  assert_non_null(buf);
-  if (f != NULL) {
-    n = fread(buf, 1, 65535, f);
-    fclose(f);
-  }
-  buf[n] = '\0';
-  return buf;
+  *pid_out = peer_start(&g_peers, "keystore_emu.py", port_file, &port, "--product", product,
+                        "--state", state_path, "--port", "0", "--port-file", port_file, NULL);
+  return port;
 }
 
 /* ---- secrets and the log ---------------------------------------------------------------- */
@@ -189,30 +111,6 @@ static int check_log(void) {
   return bad;
 }
 
-/* ---- the loop --------------------------------------------------------------------------- */
-
-static void on_tick(uv_timer_t *t) {
-  (void)t;
-}
-
-static bool run_until(uv_loop_t *loop, const int *counter, int want) {
-  uv_timer_t tick;
-  uint64_t end;
-  uv_timer_init(loop, &tick);
-  uv_timer_start(&tick, on_tick, 10, 10);
-  uv_update_time(loop);
-  end = uv_now(loop) + WAIT_MS;
-  while (*counter < want && uv_now(loop) < end)
-    uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return *counter >= want;
-}
-
-static void on_closed(void *arg) {
-  (*(int *)arg)++;
-}
-
 /* ---- fixture ---------------------------------------------------------------------------- */
 
 struct fix {
@@ -238,15 +136,9 @@ static void fix_init(struct fix *f) {
 
 /* Loads yaml (written to the temp dir) into f->cfg. */
 static void fix_load(struct fix *f, const char *yaml) {
-  char path[160], err[512];
-  FILE *fh;
+  char path[160];
   path_in(path, sizeof(path), "keywatch.yaml");
-  fh = fopen(path, "w");
-  assert_non_null(fh);
-  fputs(yaml, fh);
-  fclose(fh);
-  if (kw_config_load(path, &f->cfg, err, sizeof(err)) != 0)
-    fail_msg("kw_config_load: %s", err);
+  f->cfg = config_load_text(path, yaml);
 }
 
 /* Loads yaml and opens every store it declares. */
@@ -273,11 +165,11 @@ static struct kw_keystore *store(struct fix *f, const char *name) {
 static void fix_finish(struct fix *f) {
   int closed = 0;
   kw_httpc_close(f->http, on_closed, &closed);
-  assert_true(run_until(&f->loop, &closed, 1));
+  assert_true(run_until(&f->loop, &closed, 1, WAIT_MS));
   for (unsigned i = 0; i < f->nks; i++) {
     closed = 0;
     f->ks[i].ops->close(f->ks[i].ctx, on_closed, &closed);
-    assert_true(run_until(&f->loop, &closed, 1));
+    assert_true(run_until(&f->loop, &closed, 1, WAIT_MS));
     assert_int_equal(closed, 1);
   }
   uv_run(&f->loop, UV_RUN_DEFAULT);
@@ -285,7 +177,7 @@ static void fix_finish(struct fix *f) {
   kw_config_destroy(f->cfg);
   kw_fingerprint_destroy(f->fpr);
   if (f->emu > 0)
-    peer_stop(f->emu);
+    peer_stop(&g_peers, f->emu);
 }
 
 /* ---- plain HTTP to the emulator (control API, business API) ----------------------------- */
@@ -315,7 +207,7 @@ static long emu_http(struct fix *f, const char *method, const char *path, const 
   struct kw_http_req req = {.method = method, .url = url, .headers = hdrs, .body = body,
                             .body_len = body ? strlen(body) : 0, .max_body = 16u << 20};
   assert_int_equal(kw_httpc_request(f->http, &req, on_plain, &p), 0);
-  assert_true(run_until(&f->loop, &p.done, 1));
+  assert_true(run_until(&f->loop, &p.done, 1, WAIT_MS));
   assert_int_equal(p.status, 0);
   if (out != NULL)
     *out = p.body ? json_loads(p.body, 0, NULL) : NULL;
@@ -427,7 +319,7 @@ static void revoke_wait(struct fix *f, struct kw_keystore *ks, const struct kw_r
     fail_msg("revoke: %s", kw_strerror(rc));
   assert_int_equal(r->done, 0);
   assert_int_equal(r->ncalls, 0);
-  if (!run_until(&f->loop, &r->done, 1))
+  if (!run_until(&f->loop, &r->done, 1, WAIT_MS))
     fail_msg("no result within %d ms", WAIT_MS);
   uv_run(&f->loop, UV_RUN_NOWAIT);
   assert_int_equal(r->done, 1);
@@ -443,7 +335,7 @@ static void list_wait(struct fix *f, struct kw_keystore *ks, struct rec *r) {
   if (rc != 0)
     fail_msg("list: %s", kw_strerror(rc));
   assert_int_equal(r->done, 0);
-  assert_true(run_until(&f->loop, &r->done, 1));
+  assert_true(run_until(&f->loop, &r->done, 1, WAIT_MS));
   uv_run(&f->loop, UV_RUN_NOWAIT);
   assert_int_equal(r->done, 1);
   assert_int_equal(r->calls_after_done, 0);
@@ -1142,7 +1034,8 @@ static void test_command(void **state) {
   assert_int_equal(r.ncalls, 1);
   expect_call(&r, 0, "exec revoke.sh (8 args)", "ok", 0);
   assert_false(r.has_ref);
-  char *got = read_text(out), want[1024];
+  size_t len;
+  char *got = read_file(out, &len), want[1024];
   snprintf(want, sizeof(want),
            "revoke\nfp=%s\nsk 'li\"ve\nid=\nleaked-key\nrev-42\n$(touch pwned) ${x\n"
            "secret=unset\n",
@@ -1158,7 +1051,7 @@ static void test_command(void **state) {
   revoke_wait(&f, store(&f, "cmd-ok"), &t.t, &r);
   expect_outcome(&r, KW_REVOKE_DONE);
   assert_string_equal(r.ref, "cred-7");
-  got = read_text(out);
+  got = read_file(out, &len);
   assert_non_null(strstr(got, "\nid=cred-7\nmanual\n"));
   free(got);
 
@@ -1178,7 +1071,7 @@ static void test_command(void **state) {
   expect_outcome(&r, KW_REVOKE_RETRY);
   expect_call(&r, 0, "exec revoke.sh (1 arg)", "timeout", -SIGKILL);
   assert_non_null(strstr(r.detail, "timed out after 300 ms"));
-  got = read_text(child);
+  got = read_file(child, &len);
   pid_t sleeper = (pid_t)strtol(got, NULL, 10);
   free(got);
   assert_true(sleeper > 0);
@@ -1202,17 +1095,17 @@ static void test_command(void **state) {
     uv_run(&f.loop, UV_RUN_NOWAIT);
     sleep_ms(5);
   }
-  got = read_text(child);
+  got = read_file(child, &len);
   sleeper = (pid_t)strtol(got, NULL, 10);
   free(got);
   assert_true(sleeper > 0);
   int closed = 0;
   kw_httpc_close(f.http, on_closed, &closed);
-  assert_true(run_until(&f.loop, &closed, 1));
+  assert_true(run_until(&f.loop, &closed, 1, WAIT_MS));
   closed = 0;
   slow->ops->close(slow->ctx, on_closed, &closed);
   assert_int_equal(r.done, 0);
-  assert_true(run_until(&f.loop, &closed, 1));
+  assert_true(run_until(&f.loop, &closed, 1, WAIT_MS));
   assert_int_equal(r.done, 1);
   assert_int_equal(r.ncalls, 0);
   expect_outcome(&r, KW_REVOKE_FAIL);
@@ -1226,7 +1119,7 @@ static void test_command(void **state) {
       continue;
     closed = 0;
     f.ks[i].ops->close(f.ks[i].ctx, on_closed, &closed);
-    assert_true(run_until(&f.loop, &closed, 1));
+    assert_true(run_until(&f.loop, &closed, 1, WAIT_MS));
   }
   uv_run(&f.loop, UV_RUN_DEFAULT);
   assert_int_equal(uv_loop_close(&f.loop), 0);
@@ -1247,7 +1140,7 @@ static int test_setup(void **state) {
 static int test_teardown(void **state) {
   int bad;
   (void)state;
-  stop_all_peers();
+  peers_stop_all(&g_peers);
   bad = check_log();
   json_decref(g_log);
   json_decref(g_secrets);
@@ -1257,22 +1150,12 @@ static int test_teardown(void **state) {
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwks.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
-    return -1;
-  unsetenv("http_proxy");
-  unsetenv("HTTP_PROXY");
-  unsetenv("all_proxy");
-  unsetenv("ALL_PROXY");
-  return 0;
+  return peer_env_setup(g_dir, sizeof(g_dir), "kwks");
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  stop_all_peers();
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return peer_env_teardown(&g_peers, g_dir);
 }
 
 int main(void) {

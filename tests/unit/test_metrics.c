@@ -39,6 +39,9 @@
 #include "sidecar/store.h"
 #include "sidecar/timeutil.h"
 
+#include "kwtest_files.h"
+#include "kwtest_store.h"
+
 #define T0 1795324326000000LL /* 2026-11-22T05:12:06Z */
 #define SEC 1000000LL
 
@@ -53,70 +56,21 @@ static char g_dir[64], g_db[128], g_err[1024];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwmetrics.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
-    return -1;
-  snprintf(g_db, sizeof(g_db), "%s/kw.db", g_dir);
-  return 0;
+  return store_temp_dir(g_dir, sizeof(g_dir), g_db, sizeof(g_db), "kwmetrics");
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return temp_dir_remove(g_dir);
 }
-
-static struct kw_store *open_rw(void) {
-  struct kw_store *st = NULL;
-  int rc = kw_store_open(g_db, 0, &st, g_err, sizeof(g_err));
-  if (rc != 0)
-    fail_msg("open %s: %d %s", g_db, rc, g_err);
-  return st;
-}
-
-static int64_t sql_int(const char *sql) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *s = NULL;
-  int64_t v = -999;
-  assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  if (sqlite3_step(s) == SQLITE_ROW)
-    v = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return v;
-}
-
-static void sql_exec(const char *sql) {
-  sqlite3 *db = NULL;
-  char *msg = NULL;
-  assert_int_equal(sqlite3_open(g_db, &db), SQLITE_OK);
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-    fail_msg("%s: %s", sql, msg);
-  sqlite3_close(db);
-}
-
-static struct kw_str cs(const char *s) { return kw_str_make(s, strlen(s)); }
 
 /* Stores one call of source src with status (key byte 0: anonymous). */
 static void add_call(struct kw_store *st, uint32_t src, int key, int64_t ts, int status) {
-  struct kw_call c;
-  memset(&c, 0, sizeof(c));
-  c.ts_us = ts;
-  c.has_key = key != 0;
-  if (key) {
-    memset(c.fp, key, KW_FP_LEN);
-    snprintf(c.prefix, sizeof(c.prefix), "mb_key%d", key);
-  }
-  c.method = cs("GET");
-  c.path = cs("/api/card/1");
-  c.endpoint = cs("/api/card/{id}");
-  c.status = status;
-  c.req_bytes = c.resp_bytes = c.latency_us = -1;
-  c.source_id = src;
-  assert_int_equal(kw_store_add_call(st, &c), 0);
+  uint8_t fp[KW_FP_LEN];
+  char prefix[16];
+  fp_fill(fp, key);
+  snprintf(prefix, sizeof(prefix), "mb_key%d", key);
+  store_add_call(st, src, key ? fp : NULL, prefix, ts, "GET", status);
 }
 
 /* ---- the strict parser --------------------------------------------------------------- */
@@ -329,8 +283,7 @@ static struct doc *scrape(void) {
   FILE *f;
 
   assert_non_null(d);
-  if (kw_store_open(g_db, KW_STORE_RDONLY, &st, g_err, sizeof(g_err)) != 0)
-    fail_msg("open read-only: %s", g_err);
+  st = store_open(g_db, KW_STORE_RDONLY);
   f = open_memstream(&d->text, &len);
   assert_non_null(f);
   assert_int_equal(kw_metrics_write(st, g_db, f), 0);
@@ -397,7 +350,7 @@ static void test_families(void **state) {
   (void)state;
 
   /* an empty store: every family is declared, the per-source ones without samples */
-  st = open_rw();
+  st = store_open(g_db, 0);
   assert_int_equal(kw_store_close(st), 0);
   d = scrape();
   assert_int_equal(d->nf, sizeof(want) / sizeof(want[0]));
@@ -428,7 +381,7 @@ static void test_values(void **state) {
   uint8_t fp2[KW_FP_LEN];
   (void)state;
 
-  st = open_rw();
+  st = store_open(g_db, 0);
   assert_int_equal(kw_store_source(st, "/var/log/nginx/access.log", "file", "combined", &a), 0);
   assert_int_equal(kw_store_source(st, EVIL, "file", "combined", &b), 0);
   assert_int_equal(kw_store_source(st, "udp:127.0.0.1:5514", "syslog", "combined", &c), 0);
@@ -501,10 +454,10 @@ static void test_values(void **state) {
   assert_int_equal(kw_store_close(st), 0);
 
   /* the invariant of store.c: per source, the classes add up to its calls */
-  assert_int_equal(sql_int("SELECT count(*) FROM (SELECT source_id, sum(calls) n"
-                           " FROM source_classes GROUP BY source_id) x JOIN (SELECT"
-                           " source_id, count(*) n FROM calls GROUP BY source_id) y"
-                           " USING (source_id) WHERE x.n = y.n"),
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM (SELECT source_id, sum(calls) n"
+                                 " FROM source_classes GROUP BY source_id) x JOIN (SELECT"
+                                 " source_id, count(*) n FROM calls GROUP BY source_id) y"
+                                 " USING (source_id) WHERE x.n = y.n"),
                    3);
 
   d = scrape();
@@ -589,7 +542,7 @@ static void test_migration_backfill(void **state) {
   struct doc *d;
   (void)state;
 
-  st = open_rw();
+  st = store_open(g_db, 0);
   assert_int_equal(kw_store_source(st, "a.log", "file", "combined", &a), 0);
   assert_int_equal(kw_store_source(st, EVIL, "file", "combined", &b), 0);
   static const int sa[] = {200, 200, 204, 301, 401, 403, 404, 500, 0, 0, 0, 42, 700};
@@ -600,25 +553,26 @@ static void test_migration_backfill(void **state) {
   assert_int_equal(kw_store_close(st), 0);
 
   /* back to what schema 6 had */
-  sql_exec("DROP TABLE source_classes; PRAGMA user_version = 6;");
-  assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'source_classes'"),
-                   0);
+  sql_exec(g_db, "DROP TABLE source_classes; PRAGMA user_version = 6;");
+  assert_int_equal(
+      sql_int(g_db, "SELECT count(*) FROM sqlite_master WHERE name = 'source_classes'"), 0);
   /* a version-6 database is not read as is: it must be migrated */
   st = (struct kw_store *)1;
   assert_int_equal(kw_store_open(g_db, KW_STORE_RDONLY, &st, g_err, sizeof(g_err)),
                    KW_ESCHEMA);
-  st = open_rw();
+  st = store_open(g_db, 0);
   assert_int_equal(kw_store_close(st), 0);
-  assert_int_equal(sql_int("PRAGMA user_version"), KW_STORE_SCHEMA);
-  assert_int_equal(sql_int("SELECT calls FROM source_classes WHERE source_id = 1 AND class = 0"),
-                   3);
-  assert_int_equal(sql_int("SELECT calls FROM source_classes WHERE source_id = 1 AND class = 2"),
-                   3);
-  assert_int_equal(sql_int("SELECT calls FROM source_classes WHERE source_id = 1 AND class = 4"),
-                   3);
-  assert_int_equal(sql_int("SELECT calls FROM source_classes WHERE source_id = 1 AND class = 6"),
-                   2); /* 42 and 700 */
-  assert_int_equal(sql_int("SELECT count(*) FROM source_classes"), 7);
+  assert_int_equal(sql_int(g_db, "PRAGMA user_version"), KW_STORE_SCHEMA);
+  assert_int_equal(
+      sql_int(g_db, "SELECT calls FROM source_classes WHERE source_id = 1 AND class = 0"), 3);
+  assert_int_equal(
+      sql_int(g_db, "SELECT calls FROM source_classes WHERE source_id = 1 AND class = 2"), 3);
+  assert_int_equal(
+      sql_int(g_db, "SELECT calls FROM source_classes WHERE source_id = 1 AND class = 4"), 3);
+  assert_int_equal(
+      sql_int(g_db, "SELECT calls FROM source_classes WHERE source_id = 1 AND class = 6"),
+      2); /* 42 and 700 */
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM source_classes"), 7);
 
   d = scrape();
   assert_val(d, 3, "keywatch_calls_total", "source", "a.log", "status_class", "none");
@@ -632,16 +586,16 @@ static void test_migration_backfill(void **state) {
   doc_free(d);
 
   /* idempotent: the migration run again over a filled table does not count twice */
-  sql_exec("PRAGMA user_version = 6;");
-  st = open_rw();
+  sql_exec(g_db, "PRAGMA user_version = 6;");
+  st = store_open(g_db, 0);
   add_call(st, a, 1, T0 + 100 * SEC, 200); /* and the write path adds to the backfill */
   assert_int_equal(kw_store_commit(st), 0);
   assert_int_equal(kw_store_close(st), 0);
-  assert_int_equal(sql_int("PRAGMA user_version"), KW_STORE_SCHEMA);
-  assert_int_equal(sql_int("SELECT calls FROM source_classes WHERE source_id = 1 AND class = 2"),
-                   4);
-  assert_int_equal(sql_int("SELECT sum(calls) FROM source_classes"),
-                   sql_int("SELECT count(*) FROM calls"));
+  assert_int_equal(sql_int(g_db, "PRAGMA user_version"), KW_STORE_SCHEMA);
+  assert_int_equal(
+      sql_int(g_db, "SELECT calls FROM source_classes WHERE source_id = 1 AND class = 2"), 4);
+  assert_int_equal(sql_int(g_db, "SELECT sum(calls) FROM source_classes"),
+                   sql_int(g_db, "SELECT count(*) FROM calls"));
 }
 
 /* A write that fails is reported, not hidden. */
@@ -653,7 +607,7 @@ static void test_write_error(void **state) {
   f = fopen("/dev/full", "w");
   if (f == NULL)
     skip();
-  st = open_rw();
+  st = store_open(g_db, 0);
   assert_int_equal(kw_store_close(st), 0);
   assert_int_equal(kw_store_open(g_db, KW_STORE_RDONLY, &st, g_err, sizeof(g_err)), 0);
   assert_int_equal(kw_metrics_write(st, g_db, f), KW_EIO);

@@ -34,7 +34,6 @@
 #include <errno.h>
 #include <jansson.h>
 
-#include "kwtest_files.h"
 #include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -53,40 +52,20 @@
 #include "sidecar/err.h"
 #include "sidecar/store.h"
 
+#include "kwtest_files.h"
+#include "kwtest_loop.h"
+#include "kwtest_store.h"
+
 #define T0 1795324326000000LL
 #define SEC 1000000LL
-#define MAX_PEERS 8
 
 static const char HOSTILE[] = "ua \"q\" \\ \n<script>alert(1)</script>\r\n\x1b[2J\x1b]0;pwn\x07"
                               " end";
 
 static char g_dir[64], g_db[128];
-static pid_t g_peers[MAX_PEERS];
+static struct peers g_peers;
 
-/* ---- peers and files (as in test_sink.c) ---------------------------------------------- */
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
-static void peer_stop(pid_t pid) {
-  int st;
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] == pid)
-      g_peers[i] = 0;
-  if (pid <= 0)
-    return;
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return;
-    sleep_ms(10);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
-}
+/* ---- the receiver --------------------------------------------------------------------- */
 
 struct http_peer {
   pid_t pid;
@@ -97,20 +76,14 @@ struct http_peer {
 /* Starts http_receiver.py logging to DIR/TAG.log with extra args; waits for its port
  * unless it starts "--down" (then port must be set and is used as is). */
 static void http_start(struct http_peer *p, const char *tag, ...) {
-  char script[600], portstr[16];
+  char portstr[16];
   const char *argv[24];
   int n = 0;
   bool down = false;
   va_list ap;
-  const char *fx = getenv("KW_FIXTURES");
-  if (fx == NULL)
-    fail_msg("KW_FIXTURES is not set (run through ctest)");
-  snprintf(script, sizeof(script), "%s/../tools/http_receiver.py", fx);
   snprintf(p->out, sizeof(p->out), "%s/%s.log", g_dir, tag);
   snprintf(p->port_file, sizeof(p->port_file), "%s/%s.port", g_dir, tag);
   unlink(p->port_file);
-  argv[n++] = "python3";
-  argv[n++] = script;
   argv[n++] = "--out";
   argv[n++] = p->out;
   argv[n++] = "--port-file";
@@ -127,43 +100,9 @@ static void http_start(struct http_peer *p, const char *tag, ...) {
     argv[n++] = portstr;
   }
   argv[n] = NULL;
-  p->pid = fork();
-  assert_true(p->pid >= 0);
-  if (p->pid == 0) {
-    execvp("python3", (char *const *)argv);
-    _exit(127);
-  }
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] == 0) {
-      g_peers[i] = p->pid;
-      break;
-    }
-  if (down)
-    return;
-  for (int i = 0; i < 500; i++) {
-    FILE *f = fopen(p->port_file, "r");
-    if (f != NULL) {
-      int ok = fscanf(f, "%d", &p->port) == 1;
-      fclose(f);
-      if (ok)
-        return;
-    }
-    sleep_ms(10);
-  }
-  fail_msg("http_receiver.py did not start");
+  p->pid =
+      peer_startv(&g_peers, "http_receiver.py", down ? NULL : p->port_file, &p->port, argv);
 }
-
-static int free_port(void) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof(a);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 
 /* Acknowledged (2xx) alert ids a receiver logged, in order: ids[], count in *n;
  * fails on a duplicate unless allow_dup. */
@@ -191,28 +130,6 @@ static void acked_ids(const char *log, int64_t *ids, size_t max, size_t *n, bool
 }
 
 /* ---- store ---------------------------------------------------------------------------- */
-
-static int64_t sql_int(const char *sql) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *s = NULL;
-  int64_t v = -999;
-  assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  if (sqlite3_step(s) == SQLITE_ROW)
-    v = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return v;
-}
-
-static struct kw_store *store_open(void) {
-  struct kw_store *st = NULL;
-  char err[512];
-  if (kw_store_open(g_db, 0, &st, err, sizeof(err)) != 0)
-    fail_msg("store: %s", err);
-  return st;
-}
 
 /* n new alerts (rules PREFIX-1 … PREFIX-n) queued for sinks; committed. */
 static void make_alerts(struct kw_store *st, const char *prefix, int n, int sev,
@@ -251,21 +168,13 @@ static void on_drained(int status, int64_t left, void *arg) {
   r->left = left;
 }
 
-static void on_closed(void *arg) {
-  (*(int *)arg)++;
-}
-
-static void on_tick(uv_timer_t *t) {
-  (void)t;
-}
-
 static void run_open(struct run *r, struct kw_sink_cfg *sinks, unsigned nsinks,
                      struct kw_outbox_opts *o) {
   struct kw_config cfg = {.sinks = sinks, .sinks_count = nsinks};
   char err[512];
   memset(r, 0, sizeof(*r));
   assert_int_equal(uv_loop_init(&r->loop), 0);
-  r->st = store_open();
+  r->st = store_open(g_db, 0);
   if (kw_sink_open_all(&r->loop, &cfg, &r->sinks, err, sizeof(err)) != 0)
     fail_msg("sinks: %s", err);
   o->store = r->st;
@@ -312,25 +221,15 @@ static void run_close(struct run *r, bool commit) {
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwoutbox.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (store_temp_dir(g_dir, sizeof(g_dir), g_db, sizeof(g_db), "kwoutbox") != 0)
     return -1;
-  snprintf(g_db, sizeof(g_db), "%s/kw.db", g_dir);
-  unsetenv("http_proxy");
-  unsetenv("HTTP_PROXY");
-  unsetenv("all_proxy");
-  unsetenv("ALL_PROXY");
+  unset_proxy_env();
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] > 0)
-      peer_stop(g_peers[i]);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return peer_env_teardown(&g_peers, g_dir);
 }
 
 /* ---- tests ---------------------------------------------------------------------------- */
@@ -365,10 +264,10 @@ static void test_delivers_to_every_sink(void **state) {
                                  {.name = "hook", .type = "webhook", .url = url,
                                   .timeout_ms = 3000}};
   static const char *const names[] = {"file", "hook"};
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "every", 5, KW_SEV_HIGH, names, 2);
   assert_int_equal(kw_store_close(st), 0);
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'pending'"), 10);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'pending'"), 10);
 
   struct kw_outbox_opts o = {.interval_ms = 50};
   run_open(&r, sinks, 2, &o);
@@ -382,8 +281,9 @@ static void test_delivers_to_every_sink(void **state) {
   run_close(&r, false);
 
   /* committed by the outbox itself: a separate connection sees it */
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'delivered'"
-                           " AND attempts = 1 AND delivered IS NOT NULL"), 10);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'delivered'"
+                                 " AND attempts = 1 AND delivered IS NOT NULL"),
+                   10);
   /* the file: 5 lines, each alert once */
   json_t *lines = read_json_lines(path);
   assert_int_equal(json_array_size(lines), 5);
@@ -403,11 +303,11 @@ static void test_delivers_to_every_sink(void **state) {
   int64_t ids[16];
   acked_ids(p.out, ids, 16, &n, false);
   assert_int_equal(n, 5);
-  peer_stop(p.pid);
+  peer_stop(&g_peers, p.pid);
 }
 
 static void test_receiver_down_then_up(void **state) {
-  struct http_peer p = {.port = free_port()};
+  struct http_peer p = {.port = free_port(SOCK_STREAM)};
   char url[128];
   struct run r;
   struct kw_outbox_stats s;
@@ -415,7 +315,7 @@ static void test_receiver_down_then_up(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", p.port);
   struct kw_sink_cfg sink = {.name = "hook", .type = "webhook", .url = url, .timeout_ms = 2000};
   static const char *const names[] = {"hook"};
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "down", 20, KW_SEV_MEDIUM, names, 1);
   assert_int_equal(kw_store_close(st), 0);
 
@@ -437,10 +337,10 @@ static void test_receiver_down_then_up(void **state) {
   size_t n;
   acked_ids(p.out, ids, 64, &n, false); /* fails on a duplicate */
   assert_int_equal(n, 20);
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'delivered'"), 20);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'delivered'"), 20);
   /* the row that probed carries its attempts; the others went once */
-  assert_int_equal(sql_int("SELECT sum(attempts) FROM outbox"), 20 + (int64_t)s.failed);
-  peer_stop(p.pid);
+  assert_int_equal(sql_int(g_db, "SELECT sum(attempts) FROM outbox"), 20 + (int64_t)s.failed);
+  peer_stop(&g_peers, p.pid);
 }
 
 static void test_retry_timing(void **state) {
@@ -452,7 +352,7 @@ static void test_retry_timing(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", p.port);
   struct kw_sink_cfg sink = {.name = "hook", .type = "webhook", .url = url, .timeout_ms = 2000};
   static const char *const names[] = {"hook"};
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "timing", 1, KW_SEV_MEDIUM, names, 1);
   assert_int_equal(kw_store_close(st), 0);
 
@@ -474,14 +374,14 @@ static void test_retry_timing(void **state) {
   }
   /* the row's own schedule: next try one capped step (1.0 s) after the last attempt */
   double last = json_real_value(json_object_get(json_array_get(recs, 3), "t"));
-  double next = (double)sql_int("SELECT next_try FROM outbox") / 1e6;
+  double next = (double)sql_int(g_db, "SELECT next_try FROM outbox") / 1e6;
   if (next - last < 0.9 || next - last > 1.25)
     fail_msg("next try %.3f s after the last attempt, want 1.0 s", next - last);
   json_decref(recs);
-  assert_int_equal(sql_int("SELECT attempts FROM outbox"), 4);
-  assert_int_equal(sql_int("SELECT last_error = 'HTTP 500' FROM outbox"), 1);
-  assert_int_equal(sql_int("SELECT state = 'pending' FROM outbox"), 1);
-  peer_stop(p.pid);
+  assert_int_equal(sql_int(g_db, "SELECT attempts FROM outbox"), 4);
+  assert_int_equal(sql_int(g_db, "SELECT last_error = 'HTTP 500' FROM outbox"), 1);
+  assert_int_equal(sql_int(g_db, "SELECT state = 'pending' FROM outbox"), 1);
+  peer_stop(&g_peers, p.pid);
 }
 
 static void test_restart_loses_nothing(void **state) {
@@ -495,7 +395,7 @@ static void test_restart_loses_nothing(void **state) {
   size_t n;
   (void)state;
 
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "restart", 10, KW_SEV_CRITICAL, names, 1);
   assert_int_equal(kw_store_close(st), 0);
 
@@ -507,9 +407,9 @@ static void test_restart_loses_nothing(void **state) {
   run_drain(&r, 700);
   assert_int_equal(r.left, 10);
   run_close(&r, false);
-  peer_stop(bad.pid);
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'pending'"), 10);
-  assert_true(sql_int("SELECT sum(attempts) FROM outbox") >= 1);
+  peer_stop(&g_peers, bad.pid);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'pending'"), 10);
+  assert_true(sql_int(g_db, "SELECT sum(attempts) FROM outbox") >= 1);
 
   /* run 2 (a restart: new loop, store reopened), the receiver is fine now */
   http_start(&good, "restart-good", NULL);
@@ -531,7 +431,7 @@ static void test_restart_loses_nothing(void **state) {
   run_close(&r, false);
   acked_ids(good.out, ids, 64, &n, false);
   assert_int_equal(n, 10);
-  peer_stop(good.pid);
+  peer_stop(&g_peers, good.pid);
 }
 
 static void test_owner_commits(void **state) {
@@ -541,7 +441,7 @@ static void test_owner_commits(void **state) {
   snprintf(path, sizeof(path), "%s/owner.jsonl", g_dir);
   struct kw_sink_cfg sink = {.name = "file", .type = "file", .path = path};
   static const char *const names[] = {"file"};
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "owner", 3, KW_SEV_LOW, names, 1);
   assert_int_equal(kw_store_close(st), 0);
 
@@ -550,17 +450,17 @@ static void test_owner_commits(void **state) {
   run_open(&r, &sink, 1, &o);
   run_drain(&r, 5000);
   assert_int_equal(r.left, 0); /* this connection sees its own marks */
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'pending'"), 3);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'pending'"), 3);
   /* a crash before the owner's commit: close without committing (rolled back) */
   run_close(&r, false);
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'pending'"), 3);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'pending'"), 3);
 
   /* the next run sends them again — at least once, never lost — and commits */
   run_open(&r, &sink, 1, &o);
   run_drain(&r, 5000);
   assert_int_equal(r.left, 0);
   run_close(&r, true);
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'delivered'"), 3);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'delivered'"), 3);
   json_t *lines = read_json_lines(path);
   assert_int_equal(json_array_size(lines), 6); /* 3 + the same 3 again */
   json_decref(lines);
@@ -575,7 +475,7 @@ static void test_unknown_sink_and_severity(void **state) {
   struct kw_sink_cfg sink = {.name = "file", .type = "file", .path = path,
                              .min_severity = "high"};
   static const char *const file[] = {"file"}, *const gone[] = {"gone"};
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "medium", 1, KW_SEV_MEDIUM, file, 1);
   make_alerts(st, "high", 1, KW_SEV_HIGH, file, 1);
   make_alerts(st, "gone", 1, KW_SEV_CRITICAL, gone, 1);
@@ -599,11 +499,13 @@ static void test_unknown_sink_and_severity(void **state) {
   assert_string_equal(json_string_value(json_object_get(json_array_get(lines, 0), "severity")),
                       "high");
   json_decref(lines);
-  assert_int_equal(sql_int("SELECT attempts FROM outbox WHERE sink = 'gone'"), 1);
-  assert_int_equal(sql_int("SELECT last_error LIKE '%no sink named ''gone''%' FROM outbox"
-                           " WHERE sink = 'gone'"), 1);
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE sink = 'file'"
-                           " AND state = 'delivered'"), 2);
+  assert_int_equal(sql_int(g_db, "SELECT attempts FROM outbox WHERE sink = 'gone'"), 1);
+  assert_int_equal(sql_int(g_db, "SELECT last_error LIKE '%no sink named ''gone''%' FROM outbox"
+                                 " WHERE sink = 'gone'"),
+                   1);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE sink = 'file'"
+                                 " AND state = 'delivered'"),
+                   2);
 }
 
 static void test_bounded_one_per_row(void **state) {
@@ -616,7 +518,7 @@ static void test_bounded_one_per_row(void **state) {
   snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", p.port);
   struct kw_sink_cfg sink = {.name = "hook", .type = "webhook", .url = url, .timeout_ms = 3000};
   static const char *const names[] = {"hook"};
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "slow", 12, KW_SEV_INFO, names, 1);
   assert_int_equal(kw_store_close(st), 0);
 
@@ -633,7 +535,7 @@ static void test_bounded_one_per_row(void **state) {
   json_t *recs = read_json_lines(p.out);
   assert_int_equal(json_array_size(recs), 12);
   json_decref(recs);
-  peer_stop(p.pid);
+  peer_stop(&g_peers, p.pid);
 }
 
 static void test_close_with_inflight(void **state) {
@@ -647,7 +549,7 @@ static void test_close_with_inflight(void **state) {
   struct kw_sink_cfg sink = {.name = "hook", .type = "webhook", .url = url,
                              .timeout_ms = 10000};
   static const char *const names[] = {"hook"};
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "hang", 2, KW_SEV_INFO, names, 1);
   assert_int_equal(kw_store_close(st), 0);
 
@@ -674,9 +576,10 @@ static void test_close_with_inflight(void **state) {
   assert_true((uv_hrtime() - t0) / 1000000 < 2000);
   assert_int_equal(r.drained, 1);
   assert_int_equal(r.drain_status, KW_ECANCELED);
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'pending'"
-                           " AND attempts = 0"), 2);
-  peer_stop(p.pid);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'pending'"
+                                 " AND attempts = 0"),
+                   2);
+  peer_stop(&g_peers, p.pid);
 }
 
 /* keywatch ingest's way: everything is closed from inside the drain callback. */
@@ -694,7 +597,7 @@ static void test_close_from_drain_callback(void **state) {
   snprintf(path, sizeof(path), "%s/ingest.jsonl", g_dir);
   struct kw_sink_cfg sink = {.name = "file", .type = "file", .path = path};
   static const char *const names[] = {"file"};
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   make_alerts(st, "ingest", 4, KW_SEV_HIGH, names, 1);
   assert_int_equal(kw_store_close(st), 0);
   struct kw_outbox_opts o = {0};
@@ -710,7 +613,7 @@ static void test_close_from_drain_callback(void **state) {
   json_t *lines = read_json_lines(path);
   assert_int_equal(json_array_size(lines), 4);
   json_decref(lines);
-  assert_int_equal(sql_int("SELECT count(*) FROM outbox WHERE state = 'delivered'"), 4);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'delivered'"), 4);
 }
 
 int main(void) {

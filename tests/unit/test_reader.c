@@ -23,23 +23,22 @@
 #include "collector/reader.h"
 #include "sidecar/err.h"
 
+#include "kwtest_files.h"
+
 static char g_dir[64];
 static char g_path[128];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwreader.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (temp_dir_make(g_dir, sizeof(g_dir), "kwreader") != 0)
     return -1;
   snprintf(g_path, sizeof(g_path), "%s/access.log", g_dir);
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return temp_dir_remove(g_dir);
 }
 
 static void write_file(const char *data, size_t n) {

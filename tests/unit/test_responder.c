@@ -48,6 +48,10 @@
 #include "sidecar/store.h"
 #include "sidecar/timeutil.h"
 
+#include "kwtest_files.h"
+#include "kwtest_loop.h"
+#include "kwtest_store.h"
+
 #define T0 1795324326000000LL /* 2026-11-22T05:12:06Z */
 #define SEC 1000000LL
 #define HOUR (3600 * SEC)
@@ -63,48 +67,30 @@ static char g_dir[64], g_db[128];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwrsp.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (store_temp_dir(g_dir, sizeof(g_dir), g_db, sizeof(g_db), "kwrsp") != 0)
     return -1;
-  snprintf(g_db, sizeof(g_db), "%s/kw.db", g_dir);
-  unsetenv("http_proxy");
-  unsetenv("HTTP_PROXY");
-  unsetenv("all_proxy");
-  unsetenv("ALL_PROXY");
+  unset_proxy_env();
   setenv(ADMIN_ENV, ADMIN_KEY, 1);
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
   unsetenv(ADMIN_ENV);
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return temp_dir_remove(g_dir);
 }
 
 /* ---- config ------------------------------------------------------------------------------ */
 
-static void write_yaml(const char *path, const char *yaml) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(yaml, f);
-  fclose(f);
-}
-
-/* Loads yaml (written to DIR/keywatch.yaml); fails the test on an error. */
+/* Loads the yaml fmt makes (written to DIR/keywatch.yaml); fails the test on an error. */
 static struct kw_config *load(const char *fmt, ...) {
-  char yaml[4096], path[160], err[1024];
-  struct kw_config *c = NULL;
+  char yaml[4096], path[160];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(yaml, sizeof(yaml), fmt, ap);
   va_end(ap);
   snprintf(path, sizeof(path), "%s/keywatch.yaml", g_dir);
-  write_yaml(path, yaml);
-  if (kw_config_load(path, &c, err, sizeof(err)) != 0)
-    fail_msg("kw_config_load: %s\n%s", err, yaml);
-  return c;
+  return config_load_text(path, yaml);
 }
 
 /* The safeguards' configuration for shadow tests: a metabase store for mb_ keys, the
@@ -117,61 +103,21 @@ static struct kw_config *load(const char *fmt, ...) {
 
 /* ---- store -------------------------------------------------------------------------------- */
 
-static struct kw_store *store_open(void) {
-  struct kw_store *st = NULL;
-  char err[512];
-  if (kw_store_open(g_db, 0, &st, err, sizeof(err)) != 0)
-    fail_msg("open %s: %s", g_db, err);
-  return st;
-}
-
-static int64_t sql_int(const char *fmt, ...) {
+/* sql_int() of the statement fmt makes. */
+static int64_t sql_intf(const char *fmt, ...) {
   char sql[512];
-  sqlite3 *db = NULL;
-  sqlite3_stmt *s = NULL;
-  int64_t v = -999;
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(sql, sizeof(sql), fmt, ap);
   va_end(ap);
-  assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  if (sqlite3_step(s) == SQLITE_ROW)
-    v = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return v;
+  return sql_int(g_db, sql);
 }
 
-static void fp_fill(uint8_t fp[KW_FP_LEN], int b) {
-  memset(fp, b, KW_FP_LEN);
-}
-
-/* Stores a call with key fp (display prefix prefix) at ts and commits: the key exists. */
-static void add_key(struct kw_store *st, const uint8_t *fp, const char *prefix, int64_t ts) {
-  struct kw_call c;
-  uint32_t src;
-  memset(&c, 0, sizeof(c));
-  assert_int_equal(kw_store_source(st, "test", "file", "keyed", &src), 0);
-  c.ts_us = ts;
-  c.has_key = true;
-  memcpy(c.fp, fp, KW_FP_LEN);
-  snprintf(c.prefix, sizeof(c.prefix), "%s", prefix);
-  c.method = kw_str_make("DELETE", 6);
-  c.path = kw_str_make("/api/card/1", 11);
-  c.endpoint = kw_str_make("/api/card/{id}", 14);
-  c.status = 204;
-  c.req_bytes = c.resp_bytes = c.latency_us = -1;
-  c.source_id = src;
-  assert_int_equal(kw_store_add_call(st, &c), 0);
-  assert_int_equal(kw_store_commit(st), 0);
-}
-
+/* The key whose fingerprint is byte b repeated exists (a DELETE an hour before T0). */
 static void add_key_b(struct kw_store *st, int b, const char *prefix) {
   uint8_t fp[KW_FP_LEN];
   fp_fill(fp, b);
-  add_key(st, fp, prefix, T0 - HOUR);
+  add_key(st, fp, prefix, T0 - HOUR, "DELETE", 204);
 }
 
 static int64_t newest_id(struct kw_store *st);
@@ -307,7 +253,7 @@ static void expect(const struct shadow *sh, int64_t id, const char *verdict, con
 
 static void test_shadow_no_key(void **state) {
   struct kw_config *cfg = load(SHADOW_YAML(""));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct shadow sh;
   (void)state;
 
@@ -343,11 +289,11 @@ static void test_shadow_protect(void **state) {
   struct kw_config *cfg =
       load(SHADOW_YAML("  protect: [mb_Prot, 'fp:%s', 'name:vip']\n"),
            kw_fingerprint_hex(fp_prot, hex));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   add_key_b(st, 0x21, "mb_Prot");
   add_key_b(st, 0x24, "mb_Prou"); /* the prefix selector's near miss */
-  add_key(st, fp_prot, "mb_Fing", T0 - HOUR);
-  add_key(st, fp_near, "mb_Fin2", T0 - HOUR);
+  add_key(st, fp_prot, "mb_Fing", T0 - HOUR, "DELETE", 204);
+  add_key(st, fp_near, "mb_Fin2", T0 - HOUR, "DELETE", 204);
   add_key_b(st, 0x25, "mb_Name");
   add_key_b(st, 0x26, "mb_Nam2");
   assert_int_equal(kw_store_name_key(st, NULL, "mb_Name", "vip"), 1);
@@ -374,7 +320,7 @@ static void test_shadow_protect(void **state) {
 
 static void test_shadow_min_severity(void **state) {
   struct kw_config *cfg = load(SHADOW_YAML("  min_severity: high\n"));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct shadow sh;
   (void)state;
 
@@ -396,7 +342,7 @@ static void test_shadow_min_severity(void **state) {
 
 static void test_shadow_no_store(void **state) {
   struct kw_config *cfg = load(SHADOW_YAML(""));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct shadow sh;
   (void)state;
 
@@ -419,7 +365,7 @@ static void test_shadow_no_store(void **state) {
 
 static void test_shadow_cooldown(void **state) {
   struct kw_config *cfg = load(SHADOW_YAML("  key_cooldown: 1h\n"));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct shadow sh;
   (void)state;
 
@@ -444,7 +390,7 @@ static void test_shadow_cooldown(void **state) {
 
 static void test_shadow_budget_hour(void **state) {
   struct kw_config *cfg = load(SHADOW_YAML("  max_per_hour: 2\n  max_per_day: 100\n"));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct shadow sh;
   (void)state;
 
@@ -471,7 +417,7 @@ static void test_shadow_budget_hour(void **state) {
 
 static void test_shadow_budget_day(void **state) {
   struct kw_config *cfg = load(SHADOW_YAML("  max_per_hour: 2\n  max_per_day: 3\n"));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct shadow sh;
   (void)state;
 
@@ -504,7 +450,7 @@ static void test_shadow_manual(void **state) {
                                            "  max_per_hour: 1\n"
                                            "  max_per_day: 1\n"
                                            "  protect: [mb_Prot]\n"));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct shadow sh;
   (void)state;
 
@@ -549,7 +495,7 @@ static void test_shadow_manual(void **state) {
 
 static void test_shadow_oldest_first(void **state) {
   struct kw_config *cfg = load(SHADOW_YAML("  max_per_hour: 1\n"));
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct shadow sh;
   (void)state;
 
@@ -579,17 +525,6 @@ static void test_shadow_oldest_first(void **state) {
 
 /* ---- the live responder -------------------------------------------------------------- */
 
-static int closed_port(void) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof(a);
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  assert_true(fd >= 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd); /* bound, never listened: connections are refused */
-  return ntohs(a.sin_port);
-}
-
 struct live {
   uv_loop_t loop;
   struct kw_store *st;
@@ -598,14 +533,6 @@ struct live {
   struct kw_responder *r;
   int closed;
 };
-
-static void on_tick(uv_timer_t *t) {
-  (void)t;
-}
-
-static void on_closed(void *arg) {
-  (*(int *)arg)++;
-}
 
 /* A live responder over a store with a metabase store on a closed port. */
 static void live_open(struct live *l, bool dry_run, const char *give_up,
@@ -622,11 +549,11 @@ static void live_open(struct live *l, bool dry_run, const char *give_up,
                 "      url: http://127.0.0.1:%d\n"
                 "      credential: {env: %s}\n"
                 "      timeout: 2s\n",
-                dry_run ? "true" : "false", give_up, retry_initial, retry_max, closed_port(),
-                ADMIN_ENV);
+                dry_run ? "true" : "false", give_up, retry_initial, retry_max,
+                free_port(SOCK_STREAM), ADMIN_ENV);
   assert_int_equal(kw_fingerprint_create_from(FP_SECRET, strlen(FP_SECRET), &l->fpr), 0);
   assert_int_equal(uv_loop_init(&l->loop), 0);
-  l->st = store_open();
+  l->st = store_open(g_db, 0);
 }
 
 static void live_start(struct live *l) {
@@ -751,10 +678,13 @@ static void test_live_dry_run_decision(void **state) {
   assert_int_equal(s.queued, 1);
   live_close(&l);
   /* committed by the responder itself */
-  assert_int_equal(sql_int("SELECT count(*) FROM revocations WHERE id = %lld AND"
-                           " state = 'dry_run' AND dry_run = 1", (long long)dry), 1);
-  assert_int_equal(sql_int("SELECT count(*) FROM revocation_calls WHERE revocation_id = %lld",
-                           (long long)dry), 0);
+  assert_int_equal(sql_intf("SELECT count(*) FROM revocations WHERE id = %lld AND"
+                            " state = 'dry_run' AND dry_run = 1",
+                            (long long)dry),
+                   1);
+  assert_int_equal(sql_intf("SELECT count(*) FROM revocation_calls WHERE revocation_id = %lld",
+                            (long long)dry),
+                   0);
 }
 
 static void test_live_dry_run_global(void **state) {
@@ -782,9 +712,9 @@ static void test_live_dry_run_global(void **state) {
   assert_int_equal(s.calls, 0);
   assert_true(kw_responder_idle(l.r));
   live_close(&l);
-  assert_int_equal(sql_int("SELECT count(*) FROM revocation_calls"), 0);
+  assert_int_equal(sql_intf("SELECT count(*) FROM revocation_calls"), 0);
   /* a dry run spends no budget */
-  assert_int_equal(sql_int("SELECT count(*) FROM revocations WHERE state = 'dry_run'"), 2);
+  assert_int_equal(sql_intf("SELECT count(*) FROM revocations WHERE state = 'dry_run'"), 2);
 }
 
 /* next_try - updated of a row just retried: the backoff it was given (updated is written a
@@ -824,7 +754,7 @@ static void test_live_retry(void **state) {
   assert_string_equal(cs.store, "mb");
   assert_true(cs.status < 0);
   /* durable: another connection sees the attempt */
-  assert_int_equal(sql_int("SELECT attempts FROM revocations WHERE id = %lld", (long long)id),
+  assert_int_equal(sql_intf("SELECT attempts FROM revocations WHERE id = %lld", (long long)id),
                    1);
 
   /* later attempts, none before its next_try; the backoff doubles up to retry_max */
@@ -847,8 +777,10 @@ static void test_live_retry(void **state) {
   assert_false(kw_responder_idle(l.r));
   live_close(&l);
   /* closed with the revocation still queued: it is retried after a restart */
-  assert_int_equal(sql_int("SELECT count(*) FROM revocations WHERE id = %lld AND"
-                           " state = 'queued' AND attempts = 3", (long long)id), 1);
+  assert_int_equal(sql_intf("SELECT count(*) FROM revocations WHERE id = %lld AND"
+                            " state = 'queued' AND attempts = 3",
+                            (long long)id),
+                   1);
 }
 
 struct alerts_seen {
@@ -905,10 +837,11 @@ static void test_live_give_up(void **state) {
   assert_int_equal(row(l.st, id).attempts, attempts);
   assert_true(kw_responder_idle(l.r));
   live_close(&l);
-  assert_int_equal(sql_int("SELECT attempts FROM revocations WHERE id = %lld", (long long)id),
+  assert_int_equal(sql_intf("SELECT attempts FROM revocations WHERE id = %lld", (long long)id),
                    attempts);
-  assert_int_equal(sql_int("SELECT count(*) FROM alerts WHERE rule ="
-                           " 'responder.revocation-failed' AND severity = 4"), 1);
+  assert_int_equal(sql_intf("SELECT count(*) FROM alerts WHERE rule ="
+                            " 'responder.revocation-failed' AND severity = 4"),
+                   1);
 }
 
 static void test_live_own_key(void **state) {
@@ -919,10 +852,10 @@ static void test_live_own_key(void **state) {
   live_open(&l, false, "1h", "1s", "1s");
   kw_fingerprint_key(l.fpr, ADMIN_KEY, strlen(ADMIN_KEY), own);
   /* a display prefix unlike the credential's: only the fingerprint can tell */
-  add_key(l.st, own, "mb_Othr", T0);
+  add_key(l.st, own, "mb_Othr", T0, "DELETE", 204);
   memcpy(near, own, KW_FP_LEN);
   near[0] ^= 0x01;
-  add_key(l.st, near, "mb_Near", T0);
+  add_key(l.st, near, "mb_Near", T0, "DELETE", 204);
   int64_t man = manual_fp(l.st, own, KW_SEV_CRITICAL, 0, NULL, false);
   int64_t autom = fire_fp(l.st, "card-delete", own, KW_SEV_CRITICAL, kw_time_now());
   int64_t other = manual_fp(l.st, near, KW_SEV_CRITICAL, 0, NULL, false);
@@ -1049,7 +982,7 @@ static void test_config_errors(void **state) {
   for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
     const struct bad_case *b = &bad_cases[i];
     struct kw_config *c = (struct kw_config *)1;
-    write_yaml(path, b->yaml);
+    write_text(path, b->yaml);
     err[0] = '\0';
     int rc = kw_config_load(path, &c, err, sizeof(err));
     if (rc != KW_ECONFIG)
@@ -1059,7 +992,7 @@ static void test_config_errors(void **state) {
     if (strncmp(err, want, strlen(want)) != 0 || strstr(err, b->msg) == NULL)
       fail_msg("case %zu: \"%s\", wanted \"%s…%s…\"", i, err, want, b->msg);
     /* the near miss loads */
-    write_yaml(path, b->good);
+    write_text(path, b->good);
     if (kw_config_load(path, &c, err, sizeof(err)) != 0)
       fail_msg("case %zu, corrected: %s", i, err);
     kw_config_destroy(c);

@@ -21,6 +21,8 @@
 #include "analyzer/rules.h"
 #include "sidecar/err.h"
 
+#include "kwtest_files.h"
+
 #define SEC_US 1000000LL
 #define DAY_US (86400LL * SEC_US)
 #define NOW_US (1772323200LL * SEC_US) /* 2026-03-01T00:00:00Z */
@@ -44,48 +46,24 @@ static const char k_pack[] =
 
 static char g_dir[64];
 static char g_path[128];
-static char g_err[1024];
 static struct kw_ruleset *g_rs;
 
 /* ---- fixtures ------------------------------------------------------------------------- */
 
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  assert_int_equal(fclose(f), 0);
-}
-
-static struct kw_ruleset *load(const char *text) {
-  struct kw_ruleset *rs = NULL;
-  char *packs[] = {g_path};
-  int rc;
-  write_file(g_path, text);
-  g_err[0] = '\0';
-  rc = kw_ruleset_load(packs, 1, &rs, g_err, sizeof(g_err));
-  if (rc != 0)
-    fail_msg("load failed (%d): %s", rc, g_err);
-  assert_non_null(rs);
-  return rs;
-}
-
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwreview.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (temp_dir_make(g_dir, sizeof(g_dir), "kwreview") != 0)
     return -1;
   snprintf(g_path, sizeof(g_path), "%s/pack.yaml", g_dir);
-  g_rs = load(k_pack);
+  g_rs = ruleset_load_text(g_path, k_pack);
   return 0;
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
   kw_ruleset_destroy(g_rs);
   g_rs = NULL;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return temp_dir_remove(g_dir);
 }
 
 /* The defaults at NOW_US. */
@@ -844,7 +822,7 @@ static void test_65_scopes(void **state) {
     o += (size_t)snprintf(yaml + o, cap - o, "  - {name: s%d, endpoints: [\"GET /api/s%d/*\"]}\n",
                           i, i);
   snprintf(yaml + o, cap - o, "grants:\n  - {groups: [All], scopes: [\"*\"]}\n");
-  rs = load(yaml);
+  rs = ruleset_load_text(g_path, yaml);
   free(yaml);
   assert_int_equal(rs->nscopes, 65);
 
@@ -877,7 +855,7 @@ static void test_65_scopes(void **state) {
     o += (size_t)snprintf(yaml + o, cap - o, "  - {name: s%d, endpoints: [\"GET /api/s%d/*\"]}\n",
                           i, i);
   snprintf(yaml + o, cap - o, "grants:\n  - {groups: [All], scopes: [\"*\"]}\n");
-  rs = load(yaml);
+  rs = ruleset_load_text(g_path, yaml);
   free(yaml);
   assert_int_equal(kw_review_create(rs, &op, &r), 0);
   k.nendpoints = 2;

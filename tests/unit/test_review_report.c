@@ -44,6 +44,8 @@
 #include "sidecar/fingerprint.h"
 #include "sidecar/timeutil.h"
 
+#include "kwtest_files.h"
+
 extern char **environ;
 
 #define DAY_US (86400LL * 1000000)
@@ -81,13 +83,6 @@ struct fixture {
 };
 
 static struct fixture g;
-
-static void write_text(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  assert_int_equal(fclose(f), 0);
-}
 
 static void add_keys(void) {
   int64_t now = g.now;
@@ -161,8 +156,7 @@ static int setup(void **state) {
   (void)state;
 
   memset(&g, 0, sizeof(g));
-  snprintf(g.dir, sizeof(g.dir), "/tmp/kwreport.XXXXXX");
-  if (mkdtemp(g.dir) == NULL)
+  if (temp_dir_make(g.dir, sizeof(g.dir), "kwreport") != 0)
     return -1;
   snprintf(path, sizeof(path), "%s/pack.yaml", g.dir);
   write_text(path, pack);
@@ -189,7 +183,6 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  char cmd[128];
   (void)state;
   kw_review_destroy(g.r);
   kw_ruleset_destroy(g.rs);
@@ -197,32 +190,10 @@ static int teardown(void **state) {
     fprintf(stderr, "reports kept in %s\n", g.dir);
     return 0;
   }
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g.dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return temp_dir_remove(g.dir);
 }
 
 /* ---- helpers ------------------------------------------------------------------------- */
-
-/* A whole file, NUL-terminated (free it). */
-static char *read_file(const char *path, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  char *buf = NULL;
-  size_t cap = 0, n = 0, got;
-  assert_non_null(f);
-  do {
-    if (n + 4097 > cap) {
-      cap = (n + 4097) * 2;
-      buf = realloc(buf, cap);
-      assert_non_null(buf);
-    }
-    got = fread(buf + n, 1, 4096, f);
-    n += got;
-  } while (got > 0);
-  fclose(f);
-  buf[n] = '\0';
-  *len = n;
-  return buf;
-}
 
 /* Writes the report in fmt to DIR/name and returns its path (static buffer). */
 static const char *write_report(enum kw_report_format fmt, const char *name,

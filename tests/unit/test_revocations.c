@@ -42,6 +42,9 @@
 #include "sidecar/store.h"
 #include "sidecar/timeutil.h"
 
+#include "kwtest_files.h"
+#include "kwtest_store.h"
+
 #define T0 1795324326000000LL /* 2026-11-22T05:12:06Z */
 #define SEC 1000000LL
 #define MAX_ROWS 32
@@ -50,82 +53,21 @@ static char g_dir[64], g_db[128];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwrevoc.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
-    return -1;
-  snprintf(g_db, sizeof(g_db), "%s/kw.db", g_dir);
-  return 0;
+  return store_temp_dir(g_dir, sizeof(g_dir), g_db, sizeof(g_db), "kwrevoc");
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return temp_dir_remove(g_dir);
 }
 
 /* ---- store helpers --------------------------------------------------------------------- */
 
-static struct kw_store *store_open(void) {
-  struct kw_store *st = NULL;
-  char err[512];
-  if (kw_store_open(g_db, 0, &st, err, sizeof(err)) != 0)
-    fail_msg("open %s: %s", g_db, err);
-  return st;
-}
-
-/* One integer from a second, read-only connection: what is committed. */
-static int64_t sql_int(const char *sql) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *s = NULL;
-  int64_t v = -999;
-  assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  if (sqlite3_step(s) == SQLITE_ROW)
-    v = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return v;
-}
-
-static void sql_exec(const char *sql) {
-  sqlite3 *db = NULL;
-  char *msg = NULL;
-  assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-    fail_msg("%s: %s", sql, msg ? msg : "?");
-  sqlite3_close(db);
-}
-
-static void fp_fill(uint8_t fp[KW_FP_LEN], int b) {
-  memset(fp, b, KW_FP_LEN);
-}
-
-/* Stores one call with key fp (display prefix prefix) at ts, so the key exists. */
-static void add_key(struct kw_store *st, const uint8_t *fp, const char *prefix, int64_t ts) {
-  struct kw_call c;
-  uint32_t src;
-  memset(&c, 0, sizeof(c));
-  assert_int_equal(kw_store_source(st, "test", "file", "keyed", &src), 0);
-  c.ts_us = ts;
-  c.has_key = true;
-  memcpy(c.fp, fp, KW_FP_LEN);
-  snprintf(c.prefix, sizeof(c.prefix), "%s", prefix);
-  c.method = kw_str_make("GET", 3);
-  c.path = kw_str_make("/api/card/1", 11);
-  c.endpoint = kw_str_make("/api/card/{id}", 14);
-  c.status = 200;
-  c.req_bytes = c.resp_bytes = c.latency_us = -1;
-  c.source_id = src;
-  assert_int_equal(kw_store_add_call(st, &c), 0);
-  assert_int_equal(kw_store_commit(st), 0);
-}
-
+/* The key whose fingerprint is byte b repeated exists from ts on (see add_key()). */
 static void add_key_b(struct kw_store *st, int b, const char *prefix, int64_t ts) {
   uint8_t fp[KW_FP_LEN];
   fp_fill(fp, b);
-  add_key(st, fp, prefix, ts);
+  add_key(st, fp, prefix, ts, "GET", 200);
 }
 
 /* ---- copying revocations out of the callbacks ------------------------------------------ */
@@ -144,8 +86,6 @@ struct revs {
   struct rev v[MAX_ROWS];
   size_t n;
 };
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static int on_rev(const struct kw_revocation *r, void *ctx) {
   struct revs *rs = ctx;
@@ -277,7 +217,7 @@ static void set_state(struct kw_store *st, int64_t id, const char *state, int dr
 /* ---- add ----------------------------------------------------------------------------- */
 
 static void test_add(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct revs rs = {0};
   uint8_t fp[KW_FP_LEN], other[KW_FP_LEN];
   int64_t id = -7, before, after;
@@ -295,7 +235,7 @@ static void test_add(void **state) {
   assert_int_equal(kw_store_revocation_add(st, &bad, &id), KW_ENOTFOUND);
   assert_int_equal(id, -7);
   assert_int_equal(kw_store_commit(st), 0);
-  assert_int_equal(sql_int("SELECT count(*) FROM revocations"), 0);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM revocations"), 0);
 
   /* event time 0: now */
   fp_fill(fp, 0x01);
@@ -363,7 +303,7 @@ static void test_add(void **state) {
   fp_fill(alert_only.fp, 0x01);
   assert_int_equal(kw_store_alert(st, &alert_only, 0, NULL, 0, &aid, &created), 0);
   assert_int_equal(kw_store_commit(st), 0);
-  assert_int_equal(sql_int("SELECT count(*) FROM revocations"), 3);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM revocations"), 3);
   int64_t id4 = automatic(st, "by-address", 0, KW_SEV_HIGH, T0);
   get(st, id4, &rs);
   assert_false(rs.v[0].has_fp);
@@ -371,7 +311,7 @@ static void test_add(void **state) {
   assert_null(rs.v[0].prefix);
 
   assert_int_equal(kw_store_commit(st), 0);
-  assert_int_equal(sql_int("SELECT count(*) FROM revocations"), 4);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM revocations"), 4);
   revs_free(&rs);
   assert_int_equal(kw_store_close(st), 0);
 }
@@ -385,7 +325,7 @@ static int stop_first(const struct kw_revocation *r, void *ctx) {
 }
 
 static void test_list_filters(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   char hex[2 * KW_FP_LEN + 1];
   uint8_t fp3[KW_FP_LEN];
   int n = 0;
@@ -463,7 +403,7 @@ static void test_list_filters(void **state) {
 /* ---- update --------------------------------------------------------------------------- */
 
 static void test_update(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct revs rs = {0};
   int64_t before;
   (void)state;
@@ -542,7 +482,7 @@ static void test_update(void **state) {
   assert_int_equal(kw_store_revocation_update(st, id + 1000, &all), KW_ENOTFOUND);
   /* writes join the batch: durable at commit */
   assert_int_equal(kw_store_commit(st), 0);
-  assert_int_equal(sql_int("SELECT count(*) FROM revocations WHERE state = 'done'"), 1);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM revocations WHERE state = 'done'"), 1);
   revs_free(&rs);
   assert_int_equal(kw_store_close(st), 0);
 }
@@ -593,7 +533,7 @@ static int stop_call(int64_t ts, const struct kw_revocation_call *c, void *ctx) 
 }
 
 static void test_calls(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct callrows cs = {0};
   int64_t before, after;
   int n = 0;
@@ -641,7 +581,7 @@ static void test_calls(void **state) {
   assert_int_equal(cs.n, 0);
   assert_int_equal(kw_store_revocation_calls(st, a, stop_call, &n), 0);
   assert_int_equal(n, 1);
-  assert_int_equal(sql_int("SELECT count(*) FROM revocation_calls"), 3);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM revocation_calls"), 3);
   assert_int_equal(kw_store_close(st), 0);
 }
 
@@ -668,7 +608,7 @@ static int64_t key_of(struct kw_store *st, int64_t rev) {
 }
 
 static void test_counts(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   (void)state;
 
   add_key_b(st, 0x0a, "mb_Aaaa", T0);
@@ -740,7 +680,7 @@ static bool has_fp(const struct fps *f, int b) {
 }
 
 static void test_revoked_keys(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct fps f = {0};
   (void)state;
 
@@ -830,7 +770,7 @@ static int64_t key_id_of(int b) {
   fp_fill(fp, b);
   snprintf(sql, sizeof(sql), "SELECT id FROM keys WHERE lower(hex(fingerprint)) = '%s'",
            kw_fingerprint_hex(fp, hex));
-  return sql_int(sql);
+  return sql_int(g_db, sql);
 }
 
 /* The committed name of the key with display prefix prefix (NULL: unnamed). */
@@ -850,7 +790,7 @@ static char *key_name(const char *prefix) {
 }
 
 static void test_inventory(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct invrows is = {0};
   uint8_t fp_unknown[KW_FP_LEN], fp4[KW_FP_LEN];
   char *name;
@@ -959,7 +899,7 @@ static void test_inventory(void **state) {
   assert_int_equal(inv_find(&is, "mb", "4")->gone, 0);
   assert_int_equal(inv_find(&is, "mb", "4")->synced, S3);
   assert_int_equal(inv_find(&is, "mb", "1")->gone, 0);
-  assert_int_equal(sql_int("SELECT count(*) FROM key_inventory"), 6);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM key_inventory"), 6);
   inv_free(&is);
   assert_int_equal(kw_store_close(st), 0);
 }
@@ -1002,7 +942,7 @@ static const char *jstr(json_t *j, const char *k) {
 }
 
 static void test_json(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   uint8_t fp[KW_FP_LEN];
   char hex[2 * KW_FP_LEN + 1], when[40], *raw;
   int64_t id;
@@ -1097,7 +1037,7 @@ static void test_json(void **state) {
 /* ---- migration from schema 4 ----------------------------------------------------------- */
 
 static void test_migration_from_v4(void **state) {
-  struct kw_store *st = store_open();
+  struct kw_store *st = store_open(g_db, 0);
   struct revs rs = {0};
   char err[512];
   (void)state;
@@ -1106,7 +1046,8 @@ static void test_migration_from_v4(void **state) {
   assert_int_equal(kw_store_close(st), 0);
   /* back to schema 4: no responder tables, the old decisions table with two rows (one
    * whose alert is gone) */
-  sql_exec("DROP TABLE revocations; DROP TABLE revocation_calls; DROP TABLE key_inventory;"
+  sql_exec(g_db,
+           "DROP TABLE revocations; DROP TABLE revocation_calls; DROP TABLE key_inventory;"
            "CREATE TABLE decisions("
            "  id INTEGER PRIMARY KEY, alert_id INTEGER NOT NULL, key_id INTEGER,"
            "  action TEXT NOT NULL, decided INTEGER NOT NULL,"
@@ -1120,17 +1061,19 @@ static void test_migration_from_v4(void **state) {
            "INSERT INTO decisions(alert_id, key_id, action, decided, detail)"
            "  VALUES(99, NULL, 'revoke', 1795324332000000, NULL);"
            "PRAGMA user_version = 4;");
-  assert_int_equal(sql_int("PRAGMA user_version"), 4);
+  assert_int_equal(sql_int(g_db, "PRAGMA user_version"), 4);
 
   /* a reader does not migrate */
   assert_int_equal(kw_store_open(g_db, KW_STORE_RDONLY, &st, err, sizeof(err)), KW_ESCHEMA);
   assert_null(st);
   assert_non_null(strstr(err, "schema version 4"));
 
-  st = store_open();
-  assert_int_equal(sql_int("PRAGMA user_version"), KW_STORE_SCHEMA);
-  assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE name = 'decisions'"), 0);
-  assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name"
+  st = store_open(g_db, 0);
+  assert_int_equal(sql_int(g_db, "PRAGMA user_version"), KW_STORE_SCHEMA);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM sqlite_master WHERE name = 'decisions'"),
+                   0);
+  assert_int_equal(sql_int(g_db,
+                           "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name"
                            " IN ('revocations', 'revocation_calls', 'key_inventory')"),
                    3);
   struct kw_revocations_query q = {.oldest_first = true};
@@ -1167,8 +1110,8 @@ static void test_migration_from_v4(void **state) {
   assert_int_equal(kw_store_close(st), 0);
 
   /* opening again migrates nothing twice */
-  st = store_open();
-  assert_int_equal(sql_int("SELECT count(*) FROM revocations"), 2);
+  st = store_open(g_db, 0);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM revocations"), 2);
   revs_free(&rs);
   assert_int_equal(kw_store_close(st), 0);
 }

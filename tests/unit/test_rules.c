@@ -24,6 +24,8 @@
 #include "sidecar/err.h"
 #include "sidecar/fingerprint.h"
 
+#include "kwtest_files.h"
+
 static char g_dir[64];
 static char g_path[128];
 static char g_path2[128];
@@ -31,8 +33,7 @@ static char g_err[1024];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwrules.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
+  if (temp_dir_make(g_dir, sizeof(g_dir), "kwrules") != 0)
     return -1;
   snprintf(g_path, sizeof(g_path), "%s/pack.yaml", g_dir);
   snprintf(g_path2, sizeof(g_path2), "%s/second.yaml", g_dir);
@@ -40,50 +41,12 @@ static int setup(void **state) {
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-static void write_file(const char *path, const char *text) {
-  FILE *f = fopen(path, "w");
-  assert_non_null(f);
-  fputs(text, f);
-  assert_int_equal(fclose(f), 0);
+  return temp_dir_remove(g_dir);
 }
 
 static struct kw_ruleset *load_ok(const char *text) {
-  struct kw_ruleset *rs = NULL;
-  char *packs[] = {g_path};
-  int rc;
-  write_file(g_path, text);
-  g_err[0] = '\0';
-  rc = kw_ruleset_load(packs, 1, &rs, g_err, sizeof(g_err));
-  if (rc != 0)
-    fail_msg("load failed (%d): %s", rc, g_err);
-  assert_non_null(rs);
-  return rs;
-}
-
-/* Checks g_err: starts with "FILE:LINE:" (then ' ' or a column), names field, and holds
- * also1 / also2 (NULL: not checked). */
-static void check_err(const char *file, unsigned line, const char *field, const char *also1,
-                      const char *also2) {
-  char head[256];
-  snprintf(head, sizeof(head), "%s:%u:", file, line);
-  if (strncmp(g_err, head, strlen(head)) != 0)
-    fail_msg("error '%s' does not start with '%s'", g_err, head);
-  if (field != NULL) {
-    char f[160];
-    snprintf(f, sizeof(f), " %s: ", field);
-    if (strstr(g_err, f) == NULL)
-      fail_msg("error '%s' does not name field '%s'", g_err, field);
-  }
-  if (also1 != NULL && strstr(g_err, also1) == NULL)
-    fail_msg("error '%s' does not say '%s'", g_err, also1);
-  if (also2 != NULL && strstr(g_err, also2) == NULL)
-    fail_msg("error '%s' does not say '%s'", g_err, also2);
+  return ruleset_load_text(g_path, text);
 }
 
 static void load_fails(const char *text, unsigned line, const char *field, const char *also1,
@@ -91,7 +54,7 @@ static void load_fails(const char *text, unsigned line, const char *field, const
   struct kw_ruleset *rs = (struct kw_ruleset *)1;
   char *packs[] = {g_path};
   int rc;
-  write_file(g_path, text);
+  write_text(g_path, text);
   g_err[0] = '\0';
   rc = kw_ruleset_load(packs, 1, &rs, g_err, sizeof(g_err));
   if (rc == 0)
@@ -99,7 +62,7 @@ static void load_fails(const char *text, unsigned line, const char *field, const
   if (rc != KW_ECONFIG)
     fail_msg("expected KW_ECONFIG, got %d (error '%s')", rc, g_err);
   assert_null(rs);
-  check_err(g_path, line, field, also1, also2);
+  assert_err_at(g_err, g_path, line, field, also1, also2);
 }
 
 static const struct kw_rule *rule_by_id(const struct kw_ruleset *rs, const char *id) {
@@ -628,11 +591,11 @@ static void test_err_duplicate_id_across_packs(void **state) {
   struct kw_ruleset *rs = (struct kw_ruleset *)1;
   char *packs[] = {g_path, g_path2};
   (void)state;
-  write_file(g_path, "rules:\n  - {id: a, type: canary}\n");
-  write_file(g_path2, "rules:\n  - {id: b, type: canary}\n  - {id: a, type: canary}\n");
+  write_text(g_path, "rules:\n  - {id: a, type: canary}\n");
+  write_text(g_path2, "rules:\n  - {id: b, type: canary}\n  - {id: a, type: canary}\n");
   assert_int_equal(kw_ruleset_load(packs, 2, &rs, g_err, sizeof(g_err)), KW_ECONFIG);
   assert_null(rs);
-  check_err(g_path2, 3, "rules.1.id", "already the id", g_path);
+  assert_err_at(g_err, g_path2, 3, "rules.1.id", "already the id", g_path);
 }
 
 static void test_err_grant_unknown_scope(void **state) {
@@ -669,17 +632,17 @@ static void test_err_grant_second_pack(void **state) {
   struct kw_ruleset *rs = (struct kw_ruleset *)1;
   char *packs[] = {g_path, g_path2};
   (void)state;
-  write_file(g_path, "scopes:\n"
+  write_text(g_path, "scopes:\n"
                      "  - {name: read, endpoints: [\"GET /api/**\"]}\n"
                      "grants:\n"
                      "  - {keys: [mb_A], scopes: [read]}\n"
                      "  - {keys: [mb_B], scopes: [read]}\n");
-  write_file(g_path2, "grants:\n"
+  write_text(g_path2, "grants:\n"
                       "  - keys: [mb_C]\n"
                       "    scopes: [wirte]\n");
   assert_int_equal(kw_ruleset_load(packs, 2, &rs, g_err, sizeof(g_err)), KW_ECONFIG);
   assert_null(rs);
-  check_err(g_path2, 3, "grants.0.scopes.0", "no scope is named 'wirte'", NULL);
+  assert_err_at(g_err, g_path2, 3, "grants.0.scopes.0", "no scope is named 'wirte'", NULL);
 }
 
 static void test_err_by_per(void **state) {
@@ -1036,12 +999,12 @@ static void test_grants_star_across_packs(void **state) {
   struct kw_ruleset *rs = NULL;
   char *packs[] = {g_path, g_path2};
   (void)state;
-  write_file(g_path, "scopes:\n"
+  write_text(g_path, "scopes:\n"
                      "  - {name: a, endpoints: [\"GET /a\"]}\n"
                      "grants:\n"
                      "  - {groups: [Administrators], scopes: [\"*\", a]}\n"
                      "  - {keys: [mb_X], scopes: [b]}\n");
-  write_file(g_path2, "scopes:\n"
+  write_text(g_path2, "scopes:\n"
                       "  - {name: b, endpoints: [\"GET /b\"]}\n"
                       "  - {name: c, endpoints: [\"GET /c\"]}\n");
   if (kw_ruleset_load(packs, 2, &rs, g_err, sizeof(g_err)) != 0)
@@ -1109,12 +1072,12 @@ static void test_err_scope_names(void **state) {
              "  - {endpoints: [\"GET /api/**\"]}\n",
              2, "scopes.0.name", "a scope needs a 'name'", NULL);
   /* across packs: reported in the later pack, naming the first */
-  write_file(g_path, "scopes:\n  - {name: x, endpoints: [\"GET /x\"]}\n");
-  write_file(g_path2, "scopes:\n  - {name: y, endpoints: [\"GET /y\"]}\n"
+  write_text(g_path, "scopes:\n  - {name: x, endpoints: [\"GET /x\"]}\n");
+  write_text(g_path2, "scopes:\n  - {name: y, endpoints: [\"GET /y\"]}\n"
                       "  - {name: x, endpoints: [\"GET /z\"]}\n");
   assert_int_equal(kw_ruleset_load(packs, 2, &rs, g_err, sizeof(g_err)), KW_ECONFIG);
   assert_null(rs);
-  check_err(g_path2, 3, "scopes.1.name", "'x' is already the name", g_path);
+  assert_err_at(g_err, g_path2, 3, "scopes.1.name", "'x' is already the name", g_path);
 }
 
 /* Past KW_RULES_MAX_SCOPES scopes, a load error names the first one too many. */

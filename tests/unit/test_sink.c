@@ -32,7 +32,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 
-#include "kwtest_files.h"
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -51,8 +50,10 @@
 #include "sidecar/err.h"
 #include "sidecar/escape.h"
 
+#include "kwtest_files.h"
+#include "kwtest_loop.h"
+
 #define WAIT_MS 8000
-#define MAX_PEERS 8
 
 /* The hostile strings every sink must carry intact. */
 static const char HOSTILE[] = "curl/8 \"quoted\" \\ back\nnew line\r\n<script>alert(1)</script>"
@@ -61,105 +62,9 @@ static const char HOSTILE[] = "curl/8 \"quoted\" \\ back\nnew line\r\n<script>al
 static const char HOSTILE_BAD_UTF8[] = "bad \xff\xfe utf8";
 
 static char g_dir[64];
-static pid_t g_peers[MAX_PEERS];
+static struct peers g_peers;
 
-/* ---- peers ---------------------------------------------------------------------------- */
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
-
-static const char *tools_dir(void) {
-  static char buf[512];
-  const char *fx = getenv("KW_FIXTURES");
-  if (fx == NULL)
-    fail_msg("KW_FIXTURES is not set (run through ctest)");
-  snprintf(buf, sizeof(buf), "%s/../tools", fx);
-  return buf;
-}
-
-static void peer_stop(pid_t pid) {
-  int st;
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] == pid)
-      g_peers[i] = 0;
-  if (pid <= 0)
-    return;
-  kill(pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(pid, &st, WNOHANG) == pid)
-      return;
-    sleep_ms(10);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, &st, 0);
-}
-
-static void stop_all_peers(void) {
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] > 0)
-      peer_stop(g_peers[i]);
-}
-
-/* Starts tests/tools/SCRIPT with args (NULL-terminated) and, when port_file is given,
- * waits (bounded) until it has written its port there. */
-static pid_t peer_start(const char *script, const char *port_file, int *port, ...) {
-  char path[600];
-  const char *argv[32];
-  int n = 0;
-  va_list ap;
-  pid_t pid;
-
-  snprintf(path, sizeof(path), "%s/%s", tools_dir(), script);
-  argv[n++] = "python3";
-  argv[n++] = path;
-  va_start(ap, port);
-  for (const char *a; n < 31 && (a = va_arg(ap, const char *)) != NULL;)
-    argv[n++] = a;
-  va_end(ap);
-  argv[n] = NULL;
-  pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    execvp("python3", (char *const *)argv);
-    _exit(127);
-  }
-  for (int i = 0; i < MAX_PEERS; i++)
-    if (g_peers[i] == 0) {
-      g_peers[i] = pid;
-      break;
-    }
-  if (port_file != NULL) {
-    for (int i = 0; i < 500; i++) {
-      FILE *f = fopen(port_file, "r");
-      if (f != NULL) {
-        int ok = fscanf(f, "%d", port) == 1;
-        fclose(f);
-        if (ok)
-          return pid;
-      }
-      if (waitpid(pid, NULL, WNOHANG) == pid)
-        fail_msg("%s exited before listening", script);
-      sleep_ms(10);
-    }
-    fail_msg("%s did not write %s", script, port_file);
-  }
-  return pid;
-}
-
-static int free_port(int type) {
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof(a);
-  int fd = socket(AF_INET, type, 0);
-  assert_true(fd >= 0);
-  assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
+/* ---- what the peers received ---------------------------------------------------------- */
 
 static json_t *wait_records(const char *path, size_t want, long ms) {
   json_t *r = read_json_lines(path);
@@ -188,24 +93,6 @@ static char *unhex(const char *hex, size_t *len) {
 
 /* ---- the loop ------------------------------------------------------------------------- */
 
-static void on_tick(uv_timer_t *t) {
-  (void)t;
-}
-
-static bool run_until(uv_loop_t *loop, const int *counter, int want) {
-  uv_timer_t tick;
-  uint64_t end;
-  uv_timer_init(loop, &tick);
-  uv_timer_start(&tick, on_tick, 10, 10);
-  uv_update_time(loop);
-  end = uv_now(loop) + WAIT_MS;
-  while (*counter < want && uv_now(loop) < end)
-    uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&tick, NULL);
-  uv_run(loop, UV_RUN_NOWAIT);
-  return *counter >= want;
-}
-
 struct result {
   int calls;
   int status;
@@ -219,19 +106,11 @@ static void on_done(int status, const char *reason, void *arg) {
   snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
 }
 
-static void on_closed(void *arg) {
-  (*(int *)arg)++;
-}
-
 /* Closes s, runs the loop out, checks the loop closes. */
 static void close_and_finish(uv_loop_t *loop, struct kw_sink *s) {
   int closed = 0;
   kw_sink_close(s, on_closed, &closed);
-  assert_int_equal(closed, 0); /* never from within close */
-  assert_true(run_until(loop, &closed, 1));
-  uv_run(loop, UV_RUN_DEFAULT);
-  assert_int_equal(closed, 1);
-  assert_int_equal(uv_loop_close(loop), 0);
+  close_wait_finish(loop, &closed, WAIT_MS);
 }
 
 /* Sends doc and waits for its callback. */
@@ -242,7 +121,7 @@ static void send_wait(uv_loop_t *loop, struct kw_sink *s, const char *doc, int s
   if (r != 0)
     fail_msg("kw_sink_send: %s", kw_strerror(r));
   assert_int_equal(res->calls, 0); /* never from within send */
-  if (!run_until(loop, &res->calls, 1))
+  if (!run_until(loop, &res->calls, 1, WAIT_MS))
     fail_msg("no callback within %d ms", WAIT_MS);
   assert_int_equal(res->calls, 1);
 }
@@ -298,22 +177,12 @@ static void check_doc(const char *line, size_t len, int64_t id) {
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwsink.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
-    return -1;
-  unsetenv("http_proxy");
-  unsetenv("HTTP_PROXY");
-  unsetenv("all_proxy");
-  unsetenv("ALL_PROXY");
-  return 0;
+  return peer_env_setup(g_dir, sizeof(g_dir), "kwsink");
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  stop_all_peers();
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  return peer_env_teardown(&g_peers, g_dir);
 }
 
 static void path_in(char *buf, size_t len, const char *name) {
@@ -505,7 +374,7 @@ static void test_file_sink(void **state) {
     docs[i] = alert_doc(i + 1, KW_SEV_HIGH, HOSTILE, HOSTILE);
     assert_int_equal(kw_sink_send(s, docs[i], strlen(docs[i]), KW_SEV_HIGH, on_done, &res[i]), 0);
   }
-  assert_true(run_until(&loop, &res[2].calls, 1));
+  assert_true(run_until(&loop, &res[2].calls, 1, WAIT_MS));
   for (int i = 0; i < 3; i++) {
     assert_int_equal(res[i].calls, 1);
     assert_int_equal(res[i].status, 0);
@@ -628,7 +497,7 @@ static void http_start(struct http_peer *p, const char *tag, ...) {
   for (const char *a; n < 7 && (a = va_arg(ap, const char *)) != NULL;)
     extra[n++] = a;
   va_end(ap);
-  p->pid = peer_start("http_receiver.py", p->port_file, &p->port, "--out", p->out,
+  p->pid = peer_start(&g_peers, "http_receiver.py", p->port_file, &p->port, "--out", p->out,
                       "--port-file", p->port_file, extra[0], extra[1], extra[2], extra[3],
                       extra[4], extra[5], extra[6], (char *)NULL);
 }
@@ -702,7 +571,7 @@ static void test_webhook_delivers_signed(void **state) {
                    json_integer_value(json_object_get(json_array_get(recs, 1), "conn")));
   json_decref(recs);
   close_and_finish(&loop, s);
-  peer_stop(p.pid);
+  peer_stop(&g_peers, p.pid);
 }
 
 static void test_webhook_failures(void **state) {
@@ -765,10 +634,10 @@ static void test_webhook_failures(void **state) {
   assert_true(ms >= 250 && ms < 2000);
   close_and_finish(&loop, s);
 
-  peer_stop(err500.pid);
-  peer_stop(redirect.pid);
-  peer_stop(target.pid);
-  peer_stop(slow.pid);
+  peer_stop(&g_peers, err500.pid);
+  peer_stop(&g_peers, redirect.pid);
+  peer_stop(&g_peers, target.pid);
+  peer_stop(&g_peers, slow.pid);
 }
 
 static void test_webhook_close_cancels(void **state) {
@@ -810,7 +679,7 @@ static void test_webhook_close_cancels(void **state) {
     assert_int_equal(res[i].status, KW_ECANCELED);
   }
   assert_int_equal(uv_loop_close(&loop), 0);
-  peer_stop(slow.pid);
+  peer_stop(&g_peers, slow.pid);
 }
 
 /* ---- syslog --------------------------------------------------------------------------- */
@@ -833,9 +702,9 @@ static void syslog_start(struct syslog_peer *p, const char *proto, const char *t
   for (const char *a; n < 3 && (a = va_arg(ap, const char *)) != NULL;)
     extra[n++] = a;
   va_end(ap);
-  p->pid = peer_start("syslog_receiver.py", p->port_file, &p->port, "--proto", proto, "--out",
-                      p->out, "--port-file", p->port_file, extra[0], extra[1], extra[2],
-                      (char *)NULL);
+  p->pid = peer_start(&g_peers, "syslog_receiver.py", p->port_file, &p->port, "--proto", proto,
+                      "--out", p->out, "--port-file", p->port_file, extra[0], extra[1],
+                      extra[2], (char *)NULL);
 }
 
 /* Checks one RFC 5424 message: header fields, then the JSON MSG. */
@@ -902,7 +771,7 @@ static void test_syslog_udp(void **state) {
   assert_int_equal(kw_sink_send(s, huge, big, 0, on_done, &res), KW_ETOOLONG);
   free(huge);
   close_and_finish(&loop, s);
-  peer_stop(p.pid);
+  peer_stop(&g_peers, p.pid);
 }
 
 static void test_syslog_tcp_reconnects(void **state) {
@@ -959,7 +828,7 @@ static void test_syslog_tcp_reconnects(void **state) {
   assert_true(max_conn >= 3); /* 2 per connection */
   json_decref(recs);
   close_and_finish(&loop, s);
-  peer_stop(p.pid);
+  peer_stop(&g_peers, p.pid);
 }
 
 static void test_syslog_tcp_refused(void **state) {

@@ -24,6 +24,9 @@
 #include "sidecar/fingerprint.h"
 #include "sidecar/store.h"
 
+#include "kwtest_files.h"
+#include "kwtest_store.h"
+
 #define T0 1795324326000000LL /* 2026-11-22T05:12:06Z */
 #define SEC 1000000LL
 
@@ -31,55 +34,12 @@ static char g_dir[64], g_db[128], g_err[1024];
 
 static int setup(void **state) {
   (void)state;
-  snprintf(g_dir, sizeof(g_dir), "/tmp/kwstore.XXXXXX");
-  if (mkdtemp(g_dir) == NULL)
-    return -1;
-  snprintf(g_db, sizeof(g_db), "%s/kw.db", g_dir);
-  return 0;
+  return store_temp_dir(g_dir, sizeof(g_dir), g_db, sizeof(g_db), "kwstore");
 }
 
 static int teardown(void **state) {
-  char cmd[160];
   (void)state;
-  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_dir);
-  return system(cmd) == 0 ? 0 : -1;
-}
-
-static struct kw_store *open_rw(void) {
-  struct kw_store *st = NULL;
-  int rc = kw_store_open(g_db, 0, &st, g_err, sizeof(g_err));
-  if (rc != 0)
-    fail_msg("open %s: %d %s", g_db, rc, g_err);
-  assert_non_null(st);
-  return st;
-}
-
-static struct kw_store *open_ro(void) {
-  struct kw_store *st = NULL;
-  int rc = kw_store_open(g_db, KW_STORE_RDONLY, &st, g_err, sizeof(g_err));
-  if (rc != 0)
-    fail_msg("open read-only %s: %d %s", g_db, rc, g_err);
-  assert_non_null(st);
-  return st;
-}
-
-/* Runs one integer query on the database with a separate connection. */
-static int64_t sql_int(const char *sql) {
-  sqlite3 *db = NULL;
-  sqlite3_stmt *s = NULL;
-  int64_t v = -999;
-  assert_int_equal(sqlite3_open_v2(g_db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-  if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
-    fail_msg("%s: %s", sql, sqlite3_errmsg(db));
-  if (sqlite3_step(s) == SQLITE_ROW)
-    v = sqlite3_column_int64(s, 0);
-  sqlite3_finalize(s);
-  sqlite3_close(db);
-  return v;
-}
-
-static struct kw_str cs(const char *s) {
-  return s ? kw_str_make(s, strlen(s)) : KW_STR_NULL;
+  return temp_dir_remove(g_dir);
 }
 
 /* A call with everything set; the key is fp filled with `key` (0: anonymous). */
@@ -123,8 +83,6 @@ struct rows {
   struct row v[64];
   size_t n;
 };
-
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static int on_call(const struct kw_call_row *r, void *ctx) {
   struct rows *rs = ctx;
@@ -219,12 +177,13 @@ static void test_open_creates_private_file(void **state) {
   struct stat sb;
   (void)state;
 
-  st = open_rw();
+  st = store_open(g_db, 0);
   assert_int_equal(stat(g_db, &sb), 0);
   assert_int_equal(sb.st_mode & 0777, 0600);
   assert_int_equal(kw_store_close(st), 0);
-  assert_int_equal(sql_int("PRAGMA user_version"), KW_STORE_SCHEMA);
-  assert_int_equal(sql_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name"
+  assert_int_equal(sql_int(g_db, "PRAGMA user_version"), KW_STORE_SCHEMA);
+  assert_int_equal(sql_int(g_db,
+                           "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name"
                            " IN ('calls', 'keys', 'sources', 'endpoints', 'clients',"
                            " 'agents', 'hosts', 'key_endpoints', 'key_clients')"),
                    9);
@@ -239,7 +198,7 @@ static void test_round_trip(void **state) {
   char hex[2 * KW_FP_LEN + 1], buf[64];
   (void)state;
 
-  st = open_rw();
+  st = store_open(g_db, 0);
   assert_int_equal(kw_store_source(st, "/var/log/nginx/access.log", "file", "keyed", &src), 0);
   assert_int_equal(kw_store_source(st, "/var/log/nginx/access.log", "file", "keyed", &src2),
                    0);
@@ -346,7 +305,7 @@ static void test_round_trip(void **state) {
 
 /* Calls with equal timestamps keep their insertion order. */
 static void test_calls_order_ties(void **state) {
-  struct kw_store *st = open_rw();
+  struct kw_store *st = store_open(g_db, 0);
   struct rows rs = {0};
   struct kw_calls_query q = {0};
   char path[32];
@@ -374,7 +333,7 @@ static void test_calls_order_ties(void **state) {
 }
 
 static void test_keys_totals(void **state) {
-  struct kw_store *st = open_rw();
+  struct kw_store *st = store_open(g_db, 0);
   struct keyrows ks = {0};
   static const char *const addrs[] = {"10.0.0.1", "10.0.0.2", "2001:db8::5"};
   static const char *const eps[] = {"/api/card/{id}", "/api/user/current", "/api/dataset",
@@ -442,25 +401,28 @@ static void test_keys_totals(void **state) {
   }
   assert_int_equal(seen_keys, 2);
   /* the per-key totals equal what the calls table holds */
-  assert_int_equal(sql_int("SELECT count(*) FROM keys k WHERE k.calls != (SELECT count(*)"
-                           " FROM calls c WHERE c.key_id = k.id)"),
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM keys k WHERE k.calls != (SELECT count(*)"
+                                 " FROM calls c WHERE c.key_id = k.id)"),
                    0);
-  assert_int_equal(sql_int("SELECT count(*) FROM keys k WHERE k.errors != (SELECT"
+  assert_int_equal(sql_int(g_db,
+                           "SELECT count(*) FROM keys k WHERE k.errors != (SELECT"
                            " count(*) FROM calls c WHERE c.key_id = k.id AND (c.status >= 400"
                            " OR c.status = 0))"),
                    0);
-  assert_int_equal(sql_int("SELECT count(*) FROM keys k WHERE k.bytes != (SELECT"
+  assert_int_equal(sql_int(g_db,
+                           "SELECT count(*) FROM keys k WHERE k.bytes != (SELECT"
                            " coalesce(sum(resp_bytes), 0) FROM calls c WHERE c.key_id = k.id)"),
                    0);
-  assert_int_equal(sql_int("SELECT count(*) FROM key_endpoints ke WHERE ke.calls != (SELECT"
+  assert_int_equal(sql_int(g_db,
+                           "SELECT count(*) FROM key_endpoints ke WHERE ke.calls != (SELECT"
                            " count(*) FROM calls c WHERE c.key_id = ke.key_id AND"
                            " c.endpoint_id = ke.endpoint_id)"),
                    0);
-  assert_int_equal(sql_int("SELECT count(*) FROM key_clients kc WHERE kc.calls != (SELECT"
-                           " count(*) FROM calls c WHERE c.key_id = kc.key_id AND"
-                           " c.client_id = kc.client_id)"),
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM key_clients kc WHERE kc.calls != (SELECT"
+                                 " count(*) FROM calls c WHERE c.key_id = kc.key_id AND"
+                                 " c.client_id = kc.client_id)"),
                    0);
-  assert_int_equal(sql_int("SELECT sum(calls) FROM sources"), 100);
+  assert_int_equal(sql_int(g_db, "SELECT sum(calls) FROM sources"), 100);
   keys_free(&ks);
 
   /* the callback may stop early */
@@ -471,7 +433,7 @@ static void test_keys_totals(void **state) {
 }
 
 static void test_name_key(void **state) {
-  struct kw_store *st = open_rw();
+  struct kw_store *st = store_open(g_db, 0);
   struct keyrows ks = {0};
   struct kw_call a = mkcall(1, T0, "10.0.0.1", "GET", "/", "/", 200, NULL);
   struct kw_call b = mkcall(2, T0, "10.0.0.1", "GET", "/", "/", 200, NULL);
@@ -495,7 +457,7 @@ static void test_name_key(void **state) {
 }
 
 static void test_stats(void **state) {
-  struct kw_store *st = open_rw();
+  struct kw_store *st = store_open(g_db, 0);
   struct kw_stats s;
   uint32_t src;
   (void)state;
@@ -545,12 +507,12 @@ static void test_stats(void **state) {
   kw_store_stats_free(&s);
   assert_null(s.by_status);
   assert_int_equal(s.n_status, 0);
-  assert_int_equal(sql_int("SELECT bytes FROM sources WHERE name = 'a.log'"), 4196);
+  assert_int_equal(sql_int(g_db, "SELECT bytes FROM sources WHERE name = 'a.log'"), 4196);
   kw_store_close(st);
 
   /* an empty database */
   snprintf(g_db, sizeof(g_db), "%s/empty.db", g_dir);
-  st = open_rw();
+  st = store_open(g_db, 0);
   assert_int_equal(kw_store_stats(st, 10, &s), 0);
   assert_int_equal(s.calls, 0);
   assert_int_equal(s.first_us, 0);
@@ -575,7 +537,7 @@ static void test_readonly(void **state) {
   struct stat sb;
   assert_int_equal(stat(g_db, &sb), -1);
 
-  st = open_rw();
+  st = store_open(g_db, 0);
   struct kw_call c = mkcall(1, T0, "10.0.0.1", "GET", "/a", "/a", 200, "ua");
   assert_int_equal(kw_store_add_call(st, &c), 0);
   assert_int_equal(kw_store_commit(st), 0);
@@ -585,7 +547,7 @@ static void test_readonly(void **state) {
   assert_int_equal(kw_store_add_lines(st, 0, 5, 5, 5), 0);
   assert_int_equal(kw_store_close(st), 0);
 
-  st = open_ro();
+  st = store_open(g_db, KW_STORE_RDONLY);
   query(st, &q, &rs);
   assert_int_equal(rs.n, 1);
   assert_string_equal(rs.v[0].path, "/a");
@@ -595,8 +557,8 @@ static void test_readonly(void **state) {
   assert_int_equal(kw_store_add_call(st, &c), KW_EINVAL); /* no writes */
   assert_int_equal(kw_store_close(st), 0);
   rows_free(&rs);
-  assert_int_equal(sql_int("SELECT count(*) FROM keys"), 1);
-  assert_int_equal(sql_int("SELECT count(*) FROM calls"), 1);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM keys"), 1);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM calls"), 1);
 }
 
 static void set_user_version(int v) {
@@ -620,7 +582,7 @@ static void test_newer_schema(void **state) {
                    KW_ESCHEMA);
   assert_null(st);
   /* the refusal changed nothing */
-  assert_int_equal(sql_int("PRAGMA user_version"), KW_STORE_SCHEMA + 1);
+  assert_int_equal(sql_int(g_db, "PRAGMA user_version"), KW_STORE_SCHEMA + 1);
 
   /* an older (here: empty, version 0) database read-only: asks to migrate */
   snprintf(g_db, sizeof(g_db), "%s/old.db", g_dir);
@@ -636,32 +598,32 @@ static void test_migration_idempotent(void **state) {
   struct kw_calls_query q = {0};
   (void)state;
 
-  st = open_rw();
+  st = store_open(g_db, 0);
   struct kw_call c = mkcall(1, T0, "10.0.0.1", "GET", "/a", "/a", 200, "ua");
   assert_int_equal(kw_store_add_call(st, &c), 0);
   assert_int_equal(kw_store_commit(st), 0);
   assert_int_equal(kw_store_close(st), 0);
   for (int i = 0; i < 2; i++) {
-    st = open_rw();
+    st = store_open(g_db, 0);
     assert_int_equal(kw_store_add_call(st, &c), 0);
     assert_int_equal(kw_store_commit(st), 0);
     assert_int_equal(kw_store_close(st), 0);
   }
-  assert_int_equal(sql_int("PRAGMA user_version"), KW_STORE_SCHEMA);
-  st = open_ro();
+  assert_int_equal(sql_int(g_db, "PRAGMA user_version"), KW_STORE_SCHEMA);
+  st = store_open(g_db, KW_STORE_RDONLY);
   query(st, &q, &rs);
   assert_int_equal(rs.n, 3);
   kw_store_close(st);
   rows_free(&rs);
-  assert_int_equal(sql_int("SELECT calls FROM keys"), 3);
-  assert_int_equal(sql_int("SELECT count(*) FROM endpoints"), 1); /* ids reused */
+  assert_int_equal(sql_int(g_db, "SELECT calls FROM keys"), 3);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM endpoints"), 1); /* ids reused */
 
   /* re-running the migration on a database that has its tables is harmless */
   set_user_version(0);
-  st = open_rw();
+  st = store_open(g_db, 0);
   kw_store_close(st);
-  assert_int_equal(sql_int("PRAGMA user_version"), KW_STORE_SCHEMA);
-  assert_int_equal(sql_int("SELECT count(*) FROM calls"), 3);
+  assert_int_equal(sql_int(g_db, "PRAGMA user_version"), KW_STORE_SCHEMA);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM calls"), 3);
 }
 
 static void test_not_a_database(void **state) {
@@ -692,7 +654,7 @@ static void test_not_a_database(void **state) {
  * keeps its own, and the dictionary tables hold each value once. */
 static void test_dictionary_cache(void **state) {
   enum { N = 6000, DISTINCT = 2500 };
-  struct kw_store *st = open_rw();
+  struct kw_store *st = store_open(g_db, 0);
   struct rows rs = {0};
   struct kw_calls_query q = {0};
   char ua[64], host[64], addr[64], path[32];
@@ -711,17 +673,19 @@ static void test_dictionary_cache(void **state) {
       assert_int_equal(kw_store_commit(st), 0);
   }
   assert_int_equal(kw_store_commit(st), 0);
-  assert_int_equal(sql_int("SELECT count(*) FROM agents"), DISTINCT);
-  assert_int_equal(sql_int("SELECT count(*) FROM hosts"), 100);
-  assert_int_equal(sql_int("SELECT count(*) FROM clients"), DISTINCT);
-  assert_int_equal(sql_int("SELECT count(*) FROM calls"), N);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM agents"), DISTINCT);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM hosts"), 100);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM clients"), DISTINCT);
+  assert_int_equal(sql_int(g_db, "SELECT count(*) FROM calls"), N);
   /* every call points at its own agent, host and client */
-  assert_int_equal(sql_int("SELECT count(*) FROM calls c JOIN agents a ON a.id = c.agent_id"
+  assert_int_equal(sql_int(g_db,
+                           "SELECT count(*) FROM calls c JOIN agents a ON a.id = c.agent_id"
                            " WHERE a.value != 'agent/' || ((CAST(substr(c.path, 4) AS INTEGER)"
                            " * 7) % 2500) || ' (' || CASE ((CAST(substr(c.path, 4) AS INTEGER)"
                            " * 7) % 2500) % 2 WHEN 1 THEN 'linux' ELSE 'mac' END || ')'"),
                    0);
-  assert_int_equal(sql_int("SELECT count(*) FROM calls c JOIN hosts h ON h.id = c.host_id"
+  assert_int_equal(sql_int(g_db,
+                           "SELECT count(*) FROM calls c JOIN hosts h ON h.id = c.host_id"
                            " WHERE h.value != 'h' || (((CAST(substr(c.path, 4) AS INTEGER)"
                            " * 7) % 2500) % 100) || '.example.com'"),
                    0);

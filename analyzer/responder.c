@@ -184,11 +184,18 @@ static int parse_protect(const struct kw_config *cfg, struct kw_keysel **out, si
                          char *err, size_t errlen) {
   const struct kw_responder_cfg *rc = &cfg->responder;
   *n = 0;
-  if ((*out = calloc(rc->protect_count ? rc->protect_count : 1, sizeof(**out))) == NULL)
+  if ((*out = calloc(rc->protect_count ? rc->protect_count : 1, sizeof(**out))) == NULL) {
+    snprintf(err, errlen, "responder.protect: out of memory");
     return KW_ENOMEM;
+  }
   for (unsigned i = 0; i < rc->protect_count; i++) {
     char field[64];
-    if (kw_keysel_parse(rc->protect[i], &(*out)[i]) != 0) {
+    int e = kw_keysel_parse(rc->protect[i], &(*out)[i]);
+    if (e == KW_ENOMEM) {
+      snprintf(err, errlen, "responder.protect: out of memory");
+      return e;
+    }
+    if (e != 0) {
       snprintf(field, sizeof(field), "responder.protect.%u", i);
       return kw_config_error(cfg, field, err, errlen,
                              "'%s' is not a key selector (display prefix, fp:HEX32, name:NAME)",

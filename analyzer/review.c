@@ -88,18 +88,20 @@ static void free_strv(char **v, size_t n) {
   free(v);
 }
 
+static void free_row(struct kw_review_row *w) {
+  free(w->prefix), free(w->name), free(w->store), free(w->store_ref), free(w->group);
+  free(w->permission), free(w->outside_example), free(w->recommendation), free(w->why);
+  free_strv(w->granted, w->ngranted);
+  free_strv(w->unused, w->nunused);
+  free(w->used);
+  free(w->findings);
+}
+
 void kw_review_destroy(struct kw_review *r) {
   if (r == NULL)
     return;
-  for (size_t i = 0; i < r->n; i++) {
-    struct kw_review_row *w = &r->rows[i];
-    free(w->prefix), free(w->name), free(w->store), free(w->store_ref), free(w->group);
-    free(w->permission), free(w->outside_example), free(w->recommendation), free(w->why);
-    free_strv(w->granted, w->ngranted);
-    free_strv(w->unused, w->nunused);
-    free(w->used);
-    free(w->findings);
-  }
+  for (size_t i = 0; i < r->n; i++)
+    free_row(&r->rows[i]);
   free(r->rows);
   kw_dict_destroy(r->cover);
   free(r);
@@ -338,6 +340,10 @@ int kw_review_add(struct kw_review *r, const struct kw_review_key *k) {
   memcpy(w->fp, k->fp, KW_FP_LEN);
   w->prefix = dup(k->prefix), w->name = dup(k->name), w->store = dup(k->store);
   w->store_ref = dup(k->store_ref), w->group = dup(k->group), w->permission = dup(k->permission);
+  if ((k->prefix && !w->prefix) || (k->name && !w->name) || (k->store && !w->store) ||
+      (k->store_ref && !w->store_ref) || (k->group && !w->group) ||
+      (k->permission && !w->permission))
+    goto out;
   w->created_us = k->created_us, w->first_us = k->first_us, w->last_us = k->last_us;
   w->clients = k->clients;
 
@@ -351,7 +357,7 @@ int kw_review_add(struct kw_review *r, const struct kw_review_key *k) {
     }
   }
   if (mask_strv(r, granted, &w->granted, &w->ngranted) != 0)
-    return KW_ENOMEM;
+    goto out;
 
   /* used / outside */
   if ((cov = calloc(k->nendpoints + 1, sizeof(*cov))) == NULL ||
@@ -478,5 +484,9 @@ int kw_review_add(struct kw_review *r, const struct kw_review_key *k) {
 out:
   free(cov);
   free(calls);
+  if (e != 0) { /* the review stays as it was: no half-reviewed row */
+    free_row(w);
+    r->n--;
+  }
   return e;
 }

@@ -134,7 +134,8 @@ int kw_review_create(const struct kw_ruleset *rs, const struct kw_review_opts *o
                      struct kw_review **out);
 void kw_review_destroy(struct kw_review *r);
 
-/* Reviews one key (copies what it needs).  Returns 0 or KW_ENOMEM. */
+/* Reviews one key (copies what it needs).  Returns 0 or KW_ENOMEM (the review is then
+ * unchanged). */
 int kw_review_add(struct kw_review *r, const struct kw_review_key *k);
 
 /* The rows, in the order added; valid until destroy. */

@@ -272,7 +272,13 @@ static int pattern_parse(const char *s, struct kw_pattern *p) {
     return KW_EPARSE;
   p->method = strndup(s, (size_t)(sp - s));
   p->path = strdup(sp + 1);
-  return p->method && p->path ? 0 : KW_ENOMEM;
+  if (p->method == NULL || p->path == NULL) { /* the caller does not count this entry */
+    free(p->method);
+    free(p->path);
+    p->method = p->path = NULL;
+    return KW_ENOMEM;
+  }
+  return 0;
 }
 
 bool kw_pattern_match(const struct kw_pattern *p, const char *method, size_t mlen,
@@ -316,7 +322,9 @@ int kw_keysel_parse(const char *s, struct kw_keysel *k) {
     k->kind = KW_SEL_PREFIX;
     k->value = strdup(s);
   }
-  if (k->value == NULL || k->value[0] == '\0') {
+  if (k->value == NULL)
+    return KW_ENOMEM;
+  if (k->value[0] == '\0') {
     free(k->value);
     k->value = NULL;
     return KW_EPARSE;
@@ -406,11 +414,15 @@ static int strlist(char **in, unsigned n, char ***out, size_t *nout) {
 static int keysels(struct ctx *c, const char *field, char **in, unsigned n,
                    struct kw_keysel **out, size_t *nout) {
   char f[128];
+  *nout = 0; /* callers free (*out)[0..*nout) on any error, even when calloc fails */
   *out = calloc(n ? n : 1, sizeof(**out));
   if (*out == NULL)
     return KW_ENOMEM;
   for (*nout = 0; *nout < n; (*nout)++) {
-    if (kw_keysel_parse(in[*nout], &(*out)[*nout]) != 0) {
+    int r = kw_keysel_parse(in[*nout], &(*out)[*nout]);
+    if (r == KW_ENOMEM)
+      return r;
+    if (r != 0) {
       snprintf(f, sizeof(f), "%s.%zu", field, *nout);
       return fail(c, f, "'%s' is not a key selector (display prefix, fp:HEX32, name:NAME)",
                   in[*nout]);
@@ -1016,6 +1028,7 @@ int kw_ruleset_load(char *const *packs, size_t n, struct kw_ruleset **out, char 
     free(rs);
     free(spans);
     XXH3_freeState(h);
+    snprintf(err, errlen, "rule packs: out of memory");
     return KW_ENOMEM;
   }
   XXH3_64bits_reset(h);
@@ -1056,6 +1069,8 @@ int kw_ruleset_load(char *const *packs, size_t n, struct kw_ruleset **out, char 
   rs->signature = XXH3_64bits_digest(h);
   XXH3_freeState(h);
   if (r != 0) {
+    if (r == KW_ENOMEM) /* the compile steps leave err alone when out of memory */
+      snprintf(err, errlen, "rule packs: out of memory");
     kw_ruleset_destroy(rs);
     return r;
   }

@@ -174,7 +174,8 @@ struct kw_ruleset {
 };
 
 /* Loads the packs (file paths or "builtin:NAME") into a new ruleset (free with
- * kw_ruleset_destroy()).  Returns 0 or KW_ECONFIG with "FILE:LINE: FIELD: problem". */
+ * kw_ruleset_destroy()).  Returns 0, KW_ECONFIG with "FILE:LINE: FIELD: problem" in err,
+ * KW_ENOMEM (also said in err), or -errno when a pack file cannot be read. */
 int kw_ruleset_load(char *const *packs, size_t n, struct kw_ruleset **out, char *err,
                     size_t errlen);
 
@@ -200,7 +201,7 @@ bool kw_grant_applies(const struct kw_grant *g, const uint8_t *fp, const char *p
                       const char *name, const char *group, const char *permission);
 
 /* Parses a key selector: a display-prefix start, fp:HEX32 or name:NAME (value copied).
- * Returns 0 or KW_EPARSE (also when out of memory); free sel->value. */
+ * Returns 0, KW_EPARSE, or KW_ENOMEM; free sel->value. */
 int kw_keysel_parse(const char *s, struct kw_keysel *sel);
 
 /* The embedded pack called name ("default"), or NULL. */

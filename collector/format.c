@@ -221,10 +221,15 @@ int kw_format_detect(const char *sample, size_t n, char *out, size_t outlen, cha
   for (size_t c = 0; c < sizeof(candidates) / sizeof(candidates[0]); c++) {
     struct kw_logfmt *lf;
     struct kw_rec rec;
-    int ok = 0;
-    if (kw_logfmt_compile(kw_logfmt_builtin(candidates[c]), KW_LOGFMT_ESC_DEFAULT, &lf, NULL,
-                          0) != 0)
+    int ok = 0, r;
+    if ((r = kw_logfmt_compile(kw_logfmt_builtin(candidates[c]), KW_LOGFMT_ESC_DEFAULT, &lf,
+                               NULL, 0)) != 0) {
+      if (r == KW_ENOMEM) { /* skipping the candidate could pick the wrong format */
+        snprintf(err, errlen, "out of memory");
+        return r;
+      }
       continue;
+    }
     for (size_t i = 0; i < nl; i++)
       ok += kw_logfmt_parse(lf, lines[i], lens[i], &rec, NULL, 0) == 0;
     kw_logfmt_destroy(lf);

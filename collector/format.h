@@ -32,8 +32,8 @@ int kw_format_create(const struct kw_ingest_cfg *cfg, const char *name, struct k
 
 /* Picks a format for sample (the first bytes of a log): JSON lines are matched against
  * the presets, other text against the built-in nginx formats, the one that parses most of
- * the first lines winning.  Returns 0 with the name in out (outlen bytes), or KW_EFORMAT
- * with a message in err that says what was seen and what to pass instead. */
+ * the first lines winning.  Returns 0 with the name in out (outlen bytes), KW_EFORMAT
+ * with a message in err that says what was seen and what to pass instead, or KW_ENOMEM. */
 int kw_format_detect(const char *sample, size_t n, char *out, size_t outlen, char *err,
                      size_t errlen);
 

@@ -900,7 +900,9 @@ int kw_config_load(const char *path, struct kw_config **out, char *err, size_t e
       snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(-r));
     return r;
   }
-  return finish(c, path, out, err, errlen);
+  if ((r = finish(c, path, out, err, errlen)) == KW_ENOMEM)
+    snprintf(err, errlen, "%s: out of memory", path);
+  return r;
 }
 
 int kw_config_default(struct kw_config **out) {

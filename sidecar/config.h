@@ -246,7 +246,8 @@ struct kw_config {
 
 /* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),
  * or KW_ECONFIG/-errno with "FILE:LINE: FIELD: problem" in err.  FIELD is a dotted path
- * whose sequence entries count from 0 ("keys.1" is the second entry). */
+ * whose sequence entries count from 0 ("keys.1" is the second entry).  KW_ENOMEM comes
+ * with "FILE: out of memory". */
 int kw_config_load(const char *path, struct kw_config **out, char *err, size_t errlen);
 
 /* The built-in defaults, as if an empty file had been loaded. */

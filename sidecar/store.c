@@ -401,8 +401,10 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
 
   *out = NULL;
   st = calloc(1, sizeof(*st));
-  if (st == NULL)
+  if (st == NULL) {
+    snprintf(err, errlen, "cannot open %s: out of memory", path);
     return KW_ENOMEM;
+  }
   st->rdonly = flags & KW_STORE_RDONLY;
   if (st->rdonly) {
     if (access(path, F_OK) != 0) {
@@ -491,6 +493,8 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
   *out = st;
   return 0;
 fail:
+  if (r == KW_ENOMEM)
+    snprintf(err, errlen, "cannot open %s: out of memory", path);
   kw_store_close(st);
   return r;
 }

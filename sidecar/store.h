@@ -41,7 +41,7 @@ struct kw_store;
 
 /* Opens (creating and migrating unless KW_STORE_RDONLY) the database at path; a new file
  * is created 0600.  Returns 0 and a new store (free with kw_store_close()), or KW_ESTORE,
- * KW_ESCHEMA or KW_ENOTFOUND with a message in err. */
+ * KW_ESCHEMA, KW_ENOTFOUND, KW_ENOMEM or -errno with a message in err. */
 int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
                   size_t errlen);
 

@@ -245,6 +245,7 @@ int kw_yaml_load(const char *name, const char *data, size_t len,
         if (nb == NULL) {
           free(buf);
           fclose(f);
+          snprintf(err, errlen, "%s: out of memory", name);
           return KW_ENOMEM;
         }
         buf = nb;
@@ -268,6 +269,12 @@ int kw_yaml_load(const char *name, const char *data, size_t len,
   if (e == CYAML_OK && *out == NULL)
     e = cyaml_load_data((const uint8_t *)"{}", 2, cyaml_cfg(&lb), schema,
                         (cyaml_data_t **)out, NULL);
+  if (e == CYAML_ERR_OOM) {
+    *out = NULL;
+    snprintf(err, errlen, "%s: out of memory", name);
+    free(buf);
+    return KW_ENOMEM;
+  }
   if (e != CYAML_OK) {
     const char *why = lb.msg[0] ? lb.msg : cyaml_strerror(e);
     unsigned line;

@@ -644,7 +644,8 @@ static int run(struct kw_cli *cli, int argc, char **argv, enum mode mode) {
   }
   if ((rc = kw_cli_open_store(cli, 0, &in.st)) != 0)
     goto out;
-  if (kw_pipeline_create(cli->cfg, in.st, fp, &in.pipe) != 0) {
+  if ((r = kw_pipeline_create(cli->cfg, in.st, fp, &in.pipe)) != 0) {
+    kw_cli_error(cli, "cannot start the ingest pipeline: %s", kw_strerror(r));
     rc = KW_EXIT_FAIL;
     goto out;
   }

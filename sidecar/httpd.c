@@ -676,9 +676,13 @@ static void send_response(struct conn *c, int status, const char *ctype, const c
   }
 }
 
-/* Answers a request the server refuses (or the lack of one) and ends the connection. */
+/* Answers a request the server refuses (or the lack of one) and ends the connection.
+ * A response to HEAD has no body, refusals included: http_parser takes a method starting
+ * with 'H' for HEAD from its first byte, and fails with HPE_INVALID_METHOD if it is not. */
 static void fail(struct conn *c, int status) {
   struct kw_httpd *h = c->h;
+  bool head = c->rq != NULL && c->p.method == HTTP_HEAD &&
+              HTTP_PARSER_ERRNO(&c->p) != HPE_INVALID_METHOD;
   char msg[64];
   int n;
 
@@ -692,7 +696,7 @@ static void fail(struct conn *c, int status) {
   c->rq = NULL;
   n = snprintf(msg, sizeof(msg), "%s\n", reason(status));
   send_response(c, status, "text/plain; charset=utf-8", msg, (size_t)n, NULL, true, false,
-                false);
+                head);
 }
 
 static void on_timer(uv_timer_t *t) {

@@ -20,4 +20,6 @@ echo
 echo
 echo "Next: ./build/keywatch calls --key PREFIX   (the audit trail of one key)"
 echo "      ./build/keywatch alerts show ID       (an alert with its sample calls)"
+echo "      ./build/keywatch review --since 2025-11-03 --until 2025-11-05   (rights vs use)"
+echo "      ./build/keywatch serve                  (dashboard on http://127.0.0.1:8080)"
 echo "      ./build/keywatch --help"

@@ -136,6 +136,7 @@ struct kw_engine {
   size_t state_size;
   struct kw_dict *keys, *addrs;
   struct kw_dict *revoked; /* fingerprints the responder revoked (revoked_key_use) */
+  uint64_t untracked;      /* calls not evaluated for a key or address: no state for it */
   size_t words;            /* 64-bit words of a scope bit set */
   uint64_t *grant_masks;   /* per grant: the scopes it gives (ngrants × words) */
   uint64_t *want_masks;    /* per rule: the scopes it judges (n × words) */
@@ -478,6 +479,8 @@ void kw_engine_destroy(struct kw_engine *e) {
   free(e->details);
   free(e);
 }
+
+uint64_t kw_engine_untracked(const struct kw_engine *e) { return e->untracked; }
 
 size_t kw_engine_tracked(const struct kw_engine *e) { return e->nsubj; }
 size_t kw_engine_state_size(const struct kw_engine *e) { return e->state_size; }
@@ -1093,11 +1096,15 @@ int kw_engine_call(struct kw_engine *e, const struct kw_call *c, kw_fire_cb cb, 
 
   if (c->has_key && (v.s = get_subject(e, c->fp, KW_FP_LEN, false, c)) != NULL)
     eval_subject(&v);
+  else if (c->has_key)
+    e->untracked++; /* past MAX_SUBJECTS, or out of memory: counted, never silent */
   /* Address subjects: rules counted per client (and match rules for anonymous calls). */
   if (c->client.family != 0 && (c->has_key ? e->addr_rules_keyed : e->addr_rules_anon)) {
     {
       size_t n = c->client.family == 4 ? 4 : 16;
       struct subj *s = get_subject(e, c->client.a, n, true, c);
+      if (s == NULL)
+        e->untracked++;
       if (s != NULL) {
         uint64_t keep = s->applies;
         if (c->has_key) /* keyed calls: match rules already ran on the key */

@@ -69,6 +69,10 @@ struct kw_explain_row {
 void kw_engine_explain(struct kw_engine *e, const char *rule_filter, const char *key_filter,
                        void (*cb)(const struct kw_explain_row *row, void *ctx), void *ctx);
 
+/* Evaluations skipped because a key or address could not get state (more than 2M
+ * subjects, or out of memory): each is one call a rule did not see for that subject. */
+uint64_t kw_engine_untracked(const struct kw_engine *e);
+
 /* Keys (and addresses) tracked, and the bytes their state takes. */
 size_t kw_engine_tracked(const struct kw_engine *e);
 size_t kw_engine_bytes(const struct kw_engine *e);

@@ -452,15 +452,25 @@ static void summary(struct ingest *in, int nfiles) {
   if (in->cli->json) {
     printf("{\"files\": %d, \"lines\": %llu, \"calls\": %llu, \"keyed_calls\": %llu, "
            "\"malformed\": %llu, \"keys\": %llu, \"bytes\": %llu, \"seconds\": %.3f, "
-           "\"lines_per_second\": %.0f, \"alerts\": %llu, \"firings\": %llu, \"db\": ",
+           "\"lines_per_second\": %.0f, \"alerts\": %llu, \"firings\": %llu, "
+           "\"untracked\": %llu, \"db\": ",
            nfiles, (unsigned long long)s->lines, (unsigned long long)s->calls,
            (unsigned long long)s->keyed, (unsigned long long)s->malformed,
            (unsigned long long)s->keys, (unsigned long long)s->bytes, secs, rate,
-           (unsigned long long)s->alerts, (unsigned long long)s->firings);
+           (unsigned long long)s->alerts, (unsigned long long)s->firings,
+           (unsigned long long)(kw_pipeline_engine(in->pipe)
+                                    ? kw_engine_untracked(kw_pipeline_engine(in->pipe))
+                                    : 0));
     kw_json_cstr(stdout, in->cli->db_path);
     printf("}\n");
     return;
   }
+  struct kw_engine *eng = kw_pipeline_engine(in->pipe);
+  if (eng != NULL && kw_engine_untracked(eng) > 0)
+    fprintf(stderr,
+            "warning: %llu calls were not evaluated by the rules for their key or address "
+            "(more than 2,000,000 subjects, or out of memory)\n",
+            (unsigned long long)kw_engine_untracked(eng));
   if (in->quiet || s->lines == 0)
     return;
   fprintf(stderr,

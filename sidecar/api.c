@@ -646,9 +646,9 @@ static int key_page(struct job *j, struct kw_store *st, FILE *f) {
 
 /* ---- calls, revocations, reviews, status, metrics --------------------------------------- */
 
+/* A page of calls: the store yields them oldest first; each is rendered on arrival and
+ * the page written newest first. */
 struct calls_page {
-  struct kw_call_row *rows; /* only for the count: calls are written newest first below */
-  FILE *f;
   char **docs;
   int64_t *ts, *id;
   size_t n, cap;
@@ -690,7 +690,7 @@ static void on_calls_key(const struct kw_key_info *k, void *ctx) { *(int64_t *)c
 static int calls_list(struct job *j, struct kw_store *st, FILE *f) {
   struct kw_calls_query q = {.limit = j->limit + 1, .before_us = j->cur_a,
                              .before_id = j->cur_b};
-  struct calls_page p = {.f = f};
+  struct calls_page p = {0};
   int64_t now = kw_time_now();
   int r;
   if (j->key[0]) { /* one key: its index gives the page in order */

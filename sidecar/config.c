@@ -471,7 +471,7 @@ static int apply_defaults(struct kw_config *c) {
   if (c->ingest.escape == NULL)
     r = r ? r : kw_config_set(&c->ingest.escape, "default");
   if (c->ingest.batch_rows == 0)
-    c->ingest.batch_rows = 50000;
+    c->ingest.batch_rows = 200000;
   if (c->ingest.max_errors_shown == 0)
     c->ingest.max_errors_shown = 5;
   if (c->run.commit_ms == 0)

@@ -85,7 +85,7 @@ static void check_defaults(const struct kw_config *c) {
   assert_null(c->ingest.log_format);
   assert_string_equal(c->ingest.escape, "default");
   assert_null(c->ingest.json);
-  assert_int_equal(c->ingest.batch_rows, 50000);
+  assert_int_equal(c->ingest.batch_rows, 200000);
   assert_int_equal(c->ingest.max_errors_shown, 5);
   assert_null(c->keys);
   assert_int_equal(c->keys_count, 0);

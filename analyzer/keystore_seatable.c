@@ -318,19 +318,28 @@ static int send_delete_admin(struct st_op *o, const char *uuid, const char *toke
 
 static void on_looked_up(struct kw__ks_op *op, const struct kw_http_resp *resp);
 
-/* Lists the next base, or ends the search. */
-static void next_base(struct st_op *o) {
+/* Sends the listing of the next base that can be asked (true), or counts the ones that
+ * could not and returns false when none is left. */
+static bool list_next(struct st_op *o, kw__ks_next next) {
   const struct kw_keystore_cfg *cfg = o->st->cfg;
   int r;
-
   while (++o->base_i < cfg->bases_count) {
-    if ((r = send_list(o, on_looked_up)) == 0)
-      return;
+    if ((r = send_list(o, next)) == 0)
+      return true;
     o->failed++;
     if (o->why[0] == '\0')
       snprintf(o->why, sizeof(o->why), "base %s: cannot send: %s",
                cfg->bases[o->base_i].base_name, kw_strerror(r));
   }
+  return false;
+}
+
+/* Lists the next base, or ends the search. */
+static void next_base(struct st_op *o) {
+  const struct kw_keystore_cfg *cfg = o->st->cfg;
+
+  if (list_next(o, on_looked_up))
+    return;
   if (o->failed > 0) {
     snprintf(o->detail, sizeof(o->detail),
              "token not found in the bases listed; %u of %u could not be listed (%s)",
@@ -438,16 +447,9 @@ static void on_inventory(struct kw__ks_op *op, const struct kw_http_resp *resp);
 
 static void inventory_next(struct st_op *o) {
   const struct kw_keystore_cfg *cfg = o->st->cfg;
-  int r;
 
-  while (++o->base_i < cfg->bases_count) {
-    if ((r = send_list(o, on_inventory)) == 0)
-      return;
-    o->failed++;
-    if (o->why[0] == '\0')
-      snprintf(o->why, sizeof(o->why), "base %s: cannot send: %s",
-               cfg->bases[o->base_i].base_name, kw_strerror(r));
-  }
+  if (list_next(o, on_inventory))
+    return;
   if (o->failed > 0) {
     snprintf(o->detail, sizeof(o->detail), "listed %zu tokens; %u of %u bases could not be "
              "listed (%s)", o->listed, o->failed, cfg->bases_count, o->why);

@@ -31,6 +31,10 @@ $SUDO apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 echo "install-deps: ${#packages[@]} packages present"
 
 # tests/browser: playwright-core at the version package-lock.json pins, to drive the
-# chromium above (it downloads no browser of its own).  Node.js and npm come with the machine.
+# chromium above (it downloads no browser of its own).  Node.js and npm come with the
+# machine image; where they do not, Debian's are installed (Node 18 runs playwright-core).
+if ! command -v npm >/dev/null 2>&1; then
+  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
 npm ci --prefix "$(dirname "$0")/../tests/browser" --no-audit --no-fund >/dev/null
 echo "install-deps: tests/browser npm packages present"

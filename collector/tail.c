@@ -241,10 +241,14 @@ static void on_truncated(struct kw_tail *t, struct tfile *f, const char *why) {
   char copy[PATH_MAX];
 
   emit(t, KW_TAIL_TRUNCATED, f->name, off, 0, why);
+  /* The copy is found by the window before the last hashed offset, but read from the
+   * read position: when the file was cut between a read and its rehash (the window
+   * could not be read), the hashed offset lags behind, and the lines in between were
+   * delivered already. */
   if (off > 0 && find_sibling(t, 0, 0, f->hashed_off, f->hash, f->hash_len, copy,
                               sizeof(copy))) {
-    if (open_file(t, copy, f->hashed_off, true) >= 0)
-      emit(t, KW_TAIL_RECOVERED, copy, f->hashed_off, 0,
+    if (open_file(t, copy, off, true) >= 0)
+      emit(t, KW_TAIL_RECOVERED, copy, off, 0,
            "the truncated file's unread bytes are read from its copy");
   } else if (unread > 0) {
     emit(t, KW_TAIL_GAP, f->name, off, unread,

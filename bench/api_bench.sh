@@ -6,7 +6,8 @@
 #
 # Generates 1M lines of keyed traffic over the last 7 days (bench/gen_access_log.py, the
 # shared generator, with incidents), ingests them N times (rules on the first pass, so
-# alerts exist; --no-rules after) = N million calls, then runs `keywatch serve` and times,
+# alerts exist; --no-rules after) = N million calls, stores a permission review (key pages
+# show each key's row of it), then runs `keywatch serve` and times,
 # from a Python client on loopback, R requests of each kind:
 #   alerts       GET /api/v1/alerts?limit=50
 #   alerts open  GET /api/v1/alerts?state=open&severity=high&limit=50
@@ -49,6 +50,8 @@ for ((i = 0; i < COPIES; i++)); do
   "$KEYWATCH" --config "$W/kw.yaml" ingest -q $rules --format keyed "$W/access.log" >/dev/null
   echo "# ingest $((i + 1))/$COPIES: $(( ($(date +%s%N) - s) / 1000000 )) ms"
 done
+# A stored review: the key page shows each key's row of it.
+"$KEYWATCH" --config "$W/kw.yaml" review --format json --output /dev/null 2>/dev/null
 "$KEYWATCH" --config "$W/kw.yaml" serve 2>"$W/serve.err" &
 SERVE=$!
 for ((i = 0; i < 100; i++)); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done

@@ -8,6 +8,7 @@
 #include "api.h"
 
 #include "alerts.h"
+#include "dict.h"
 #include "err.h"
 #include "escape.h"
 #include "fingerprint.h"
@@ -51,6 +52,10 @@ struct kw_api {
   struct token *tokens;
   size_t ntokens;
   pthread_mutex_t mu; /* the pool of read-only connections */
+  pthread_mutex_t rmu; /* the latest review, parsed once (key pages read it) */
+  int64_t review_id;
+  json_t *review;
+  struct kw_dict *review_ix; /* fingerprint hex → index in review.keys */
   struct kw_store *pool[POOL_MAX];
   size_t npool;
   struct kw_http_route routes[16];
@@ -567,35 +572,52 @@ static int on_key_rev(const struct kw_revocation *r, void *ctx) {
   return 0;
 }
 
-/* The key's row of the latest stored review, or null. */
-static void review_row(struct kw_store *st, const struct keypage *p, FILE *f) {
-  char *doc = NULL;
-  int64_t at;
-  json_t *root, *keys, *k, *found = NULL;
-  size_t i;
-  if (kw_store_review_load(st, 0, 0, &doc, &at) != 0 ||
-      (root = json_loads(doc, 0, NULL)) == NULL) {
-    free(doc);
+static int first_review(int64_t id, int64_t created, int64_t since, int64_t until,
+                        int64_t keys, int64_t findings, void *ctx) {
+  (void)created, (void)since, (void)until, (void)keys, (void)findings;
+  *(int64_t *)ctx = id;
+  return 1;
+}
+
+/* The key's row of the latest stored review, or null.  The review (megabytes for
+ * thousands of keys) is parsed once per review id and kept, indexed by fingerprint, so a
+ * key page costs a lookup, not a parse. */
+static void review_row(struct kw_api *a, struct kw_store *st, const struct keypage *p,
+                       FILE *f) {
+  int64_t id = 0, at;
+  char *doc = NULL, *row = NULL;
+  if (kw_store_reviews(st, first_review, &id) != 0 || id == 0) {
     fputs("null", f);
     return;
   }
-  keys = json_object_get(root, "keys");
-  json_array_foreach(keys, i, k) {
-    const char *fp = json_string_value(json_object_get(k, "fingerprint"));
-    if (fp && strcmp(fp, p->hex) == 0) {
-      found = k;
-      break;
+  pthread_mutex_lock(&a->rmu);
+  if (id != a->review_id) {
+    json_t *root = NULL, *k;
+    size_t i;
+    kw_dict_destroy(a->review_ix);
+    json_decref(a->review);
+    a->review_ix = NULL, a->review = NULL, a->review_id = 0;
+    if (kw_store_review_load(st, id, 0, &doc, &at) == 0 &&
+        (root = json_loads(doc, 0, NULL)) != NULL &&
+        kw_dict_create(json_array_size(json_object_get(root, "keys")) + 16, &a->review_ix) == 0) {
+      json_array_foreach(json_object_get(root, "keys"), i, k) {
+        const char *fp = json_string_value(json_object_get(k, "fingerprint"));
+        if (fp && kw_dict_put(a->review_ix, fp, strlen(fp), (int64_t)i) != 0)
+          break;
+      }
+      a->review = root, a->review_id = id;
+      root = NULL;
     }
+    json_decref(root);
+    free(doc);
   }
-  if (found) {
-    char *s = json_dumps(found, JSON_COMPACT | JSON_ENSURE_ASCII);
-    fputs(s ? s : "null", f);
-    free(s);
-  } else {
-    fputs("null", f);
-  }
-  json_decref(root);
-  free(doc);
+  int64_t at_ix;
+  if (a->review && kw_dict_get(a->review_ix, p->hex, strlen(p->hex), &at_ix))
+    row = json_dumps(json_array_get(json_object_get(a->review, "keys"), (size_t)at_ix),
+                     JSON_COMPACT | JSON_ENSURE_ASCII);
+  pthread_mutex_unlock(&a->rmu);
+  fputs(row ? row : "null", f);
+  free(row);
 }
 
 static int key_page(struct job *j, struct kw_store *st, FILE *f) {
@@ -639,7 +661,7 @@ static int key_page(struct job *j, struct kw_store *st, FILE *f) {
   if (kw_store_revocations(st, &rq, on_key_rev, &p) != 0)
     return 500;
   fputs("],\n\"review\": ", f);
-  review_row(st, &p, f);
+  review_row(j->api, st, &p, f);
   fputs("}\n", f);
   return 200;
 }
@@ -1216,6 +1238,7 @@ int kw_api_create(const struct kw_api_opts *o, struct kw_api **out, char *err, s
   a->on_write = o->on_write;
   a->arg = o->arg;
   pthread_mutex_init(&a->mu, NULL);
+  pthread_mutex_init(&a->rmu, NULL);
   if ((a->tokens = calloc(hc->tokens_count + 1, sizeof(*a->tokens))) == NULL) {
     r = KW_ENOMEM;
     goto fail;
@@ -1285,5 +1308,8 @@ void kw_api_destroy(struct kw_api *a) {
     OPENSSL_cleanse(a->tokens, sizeof(*a->tokens) * (a->ntokens + 1));
   free(a->tokens);
   pthread_mutex_destroy(&a->mu);
+  pthread_mutex_destroy(&a->rmu);
+  kw_dict_destroy(a->review_ix);
+  json_decref(a->review);
   free(a);
 }

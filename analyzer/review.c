@@ -179,8 +179,8 @@ static int mask_strv(const struct kw_review *r, uint64_t m, char ***out, size_t 
   return 0;
 }
 
-/* Whether every endpoint (its covering set in cov[i], called calls[i] > 0) has a scope
- * in m; endpoints no scope covers are left out (nothing can grant them). */
+/* Whether every endpoint of the period (its covering set in cov[i]) has a scope in m;
+ * endpoints no scope covers are left out (nothing can grant them). */
 static bool covers(uint64_t m, const uint64_t *cov, size_t n) {
   for (size_t i = 0; i < n; i++)
     if (cov[i] != 0 && (cov[i] & m) == 0)

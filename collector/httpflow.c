@@ -487,10 +487,14 @@ static int on_req_value(http_parser *p, const char *at, size_t n) {
     d->in_value = true;
     d->cur_hdr = -1;
     d->trunc = false;
-    if (t != NULL && !d->name_over && t->nh < KW_REC_MAX_HDRS) {
+    if (t != NULL && !d->name_over) {
       for (size_t i = 0; i < hf->nwant; i++) {
         if (hf->want[i].len == d->name_len &&
             memcmp(hf->want[i].name, d->name, d->name_len) == 0) {
+          if (t->nh == KW_REC_MAX_HDRS) { /* a wanted header past the bound: counted */
+            hf->st.dropped_headers++;
+            break;
+          }
           d->cur_hdr = t->nh;
           t->h[t->nh].want = (uint8_t)i;
           t->h[t->nh].off = t->used;

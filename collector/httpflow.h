@@ -74,6 +74,7 @@ struct kw_httpflow_stats {
   uint64_t gaps_desync;        /* losses that broke the stream */
   uint64_t pending_drops;      /* requests emitted early or dropped by a pending bound */
   uint64_t truncated_fields;   /* URIs or header values cut by max_request_bytes */
+  uint64_t dropped_headers;    /* wanted headers past KW_REC_MAX_HDRS in one request */
   uint64_t incomplete;         /* requests cut before the end of their head: dropped */
 };
 

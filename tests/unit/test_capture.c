@@ -354,6 +354,14 @@ static void test_xff(void **state) {
   assert_string_equal(r->r[1].addr, "10.0.0.1"); /* "unknown" is no address */
 }
 
+static void test_header_bound(void **state) {
+  struct run *r = ok_file("many_keys.pcap", NULL);
+  (void)state;
+  assert_int_equal(r->n, 1);
+  assert_rec(&r->r[0], "GET", "/many", 200);
+  assert_int_equal(r->st.http.dropped_headers, 6); /* 22 wanted headers, 16 slots */
+}
+
 static void test_link_types(void **state) {
   static const struct {
     const char *file, *addr, *uri;
@@ -615,6 +623,7 @@ int main(void) {
       cmocka_unit_test(test_synless_and_unanswered),
       cmocka_unit_test(test_not_http),
       cmocka_unit_test(test_xff),
+      cmocka_unit_test(test_header_bound),
       cmocka_unit_test(test_link_types),
       cmocka_unit_test(test_fragments),
       cmocka_unit_test(test_damaged_files),

@@ -29,6 +29,7 @@ static const struct command {
     {"review", kw_cmd_review, "least privilege: rights granted vs used, per key"},
     {"inventory", kw_cmd_inventory, "the keys the key stores list, next to their traffic"},
     {"verify", kw_cmd_verify, "prove the audit trail was not changed (hash chain)"},
+    {"prune", kw_cmd_prune, "retention: remove old calls, keeping the hash chain whole"},
     {"check", kw_cmd_check, "validate a configuration file"},
 };
 

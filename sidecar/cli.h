@@ -74,6 +74,7 @@ int kw_cmd_check(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_alerts(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_explain(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_verify(struct kw_cli *cli, int argc, char **argv);
+int kw_cmd_prune(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_run(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_status(struct kw_cli *cli, int argc, char **argv);
 int kw_cmd_revoke(struct kw_cli *cli, int argc, char **argv);

@@ -298,6 +298,14 @@ static const cyaml_schema_field_t http_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t retention_fields[] = {
+    STR_FIELD("calls", struct kw_retention_cfg, calls),
+    STR_FIELD("interval", struct kw_retention_cfg, interval),
+    CYAML_FIELD_UINT("outbox_max_pending", CYAML_FLAG_OPTIONAL, struct kw_retention_cfg,
+                     outbox_max_pending),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t top_fields[] = {
     STR_FIELD("db", struct kw_config, db),
     STR_FIELD("secret_file", struct kw_config, secret_file),
@@ -318,6 +326,8 @@ static const cyaml_schema_field_t top_fields[] = {
     CYAML_FIELD_MAPPING("review", CYAML_FLAG_OPTIONAL, struct kw_config, review,
                         review_fields),
     CYAML_FIELD_MAPPING("http", CYAML_FLAG_OPTIONAL, struct kw_config, http, http_fields),
+    CYAML_FIELD_MAPPING("retention", CYAML_FLAG_OPTIONAL, struct kw_config, retention,
+                        retention_fields),
     CYAML_FIELD_END,
 };
 
@@ -497,6 +507,12 @@ static int apply_defaults(struct kw_config *c) {
   }
   r = r ? r : responder_defaults(&c->responder);
   r = r ? r : review_defaults(&c->review);
+  if (c->retention.calls == NULL)
+    r = r ? r : kw_config_set(&c->retention.calls, "0");
+  if (c->retention.interval == NULL)
+    r = r ? r : kw_config_set(&c->retention.interval, "1h");
+  if (c->retention.outbox_max_pending == 0)
+    c->retention.outbox_max_pending = 100000;
   for (unsigned i = 0; i < c->sources_count; i++) {
     struct kw_source_cfg *src = &c->sources[i];
     if (src->type == NULL)
@@ -846,6 +862,16 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
   }
   if ((r = validate_review(c, err, errlen)) != 0)
     return r;
+  if ((r = check_duration(c, "retention.calls", c->retention.calls, &c->retention.calls_us,
+                          err, errlen)) != 0 ||
+      (r = check_duration(c, "retention.interval", c->retention.interval,
+                          &c->retention.interval_us, err, errlen)) != 0)
+    return r;
+  if (c->retention.calls_us != 0 && c->retention.calls_us < 86400LL * 1000000)
+    return kw_config_error(c, "retention.calls", err, errlen,
+                           "at least one day (1d), or 0 to keep calls forever");
+  if (c->retention.interval_us < 60LL * 1000000)
+    return kw_config_error(c, "retention.interval", err, errlen, "at least one minute (1m)");
   for (unsigned i = 0; i < c->http.tokens_count; i++) {
     static const char *const roles[] = {"viewer", "responder", NULL};
     struct kw_http_token_cfg *t = &c->http.tokens[i];

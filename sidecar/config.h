@@ -224,6 +224,15 @@ struct kw_review_cfg {
   int64_t period_us, unused_us, dormant_us, max_age_us;
 };
 
+/* Retention of the audit trail (store.h kw_store_prune()) and of the alert outbox. */
+struct kw_retention_cfg {
+  char *calls;     /* keep calls this long ("90d"); "0" (default): forever */
+  char *interval;  /* `keywatch run` prunes this often (default 1h) */
+  unsigned outbox_max_pending; /* pending alert deliveries kept (default 100000) */
+  /* parsed at load */
+  int64_t calls_us, interval_us;
+};
+
 struct kw_config {
   char *file; /* the file it was loaded from, NULL for defaults */
   char *db;
@@ -242,6 +251,7 @@ struct kw_config {
   struct kw_responder_cfg responder;
   struct kw_review_cfg review;
   struct kw_http_cfg http;
+  struct kw_retention_cfg retention;
 };
 
 /* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),

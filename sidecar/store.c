@@ -182,6 +182,18 @@ static const char *const migrations[] = {
     "INSERT OR IGNORE INTO key_hours SELECT key_id, ts / 3600000000, count(*),"
     "  sum(status >= 400 OR status = 0) FROM calls WHERE key_id IS NOT NULL"
     "  GROUP BY key_id, ts / 3600000000;",
+    /* 8 → 9: retention (store_chain.c kw_store_prune()): the anchor the first remaining
+     * link of the hash chain follows once older links were pruned, and a log of every
+     * prune; and how often each resource bound was hit (kw_store_add_limit_hits()). */
+    "CREATE TABLE IF NOT EXISTS chain_anchor("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), batch INTEGER NOT NULL, hash BLOB NOT NULL,"
+    "  last_call INTEGER NOT NULL, calls INTEGER NOT NULL, moved INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS prunes("
+    "  id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, cutoff INTEGER NOT NULL,"
+    "  batches INTEGER NOT NULL, calls INTEGER NOT NULL, anchor_batch INTEGER NOT NULL,"
+    "  anchor BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS limit_hits("
+    "  name TEXT PRIMARY KEY, hits INTEGER NOT NULL, last_hit INTEGER NOT NULL) WITHOUT ROWID;",
 };
 
 #define NMIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
@@ -247,8 +259,10 @@ static const char *const stmt_sql[S_COUNT] = {
                      " drops = excluded.drops, rate = excluded.rate,"
                      " lag_p50_us = excluded.lag_p50_us, lag_p99_us = excluded.lag_p99_us,"
                      " detail = excluded.detail",
-    [S_INS_LINK] = "INSERT INTO chain(first_call, last_call, calls, prev, hash, committed)"
-                   " VALUES(?,?,?,?,?,?)",
+    /* Batch numbers continue after the anchor even when retention removed every link. */
+    [S_INS_LINK] = "INSERT INTO chain(batch, first_call, last_call, calls, prev, hash, committed)"
+                   " VALUES(coalesce((SELECT max(batch) FROM chain),"
+                   " (SELECT batch FROM chain_anchor), 0) + 1, ?,?,?,?,?,?)",
     [S_UPS_DAEMON] = "INSERT INTO daemon(id, pid, started, heartbeat, config)"
                      " VALUES(1, ?1, ?2, ?3, ?4) ON CONFLICT(id) DO UPDATE SET pid = ?1,"
                      " started = ?2, heartbeat = ?3, config = ?4",
@@ -289,6 +303,7 @@ struct kw_store {
   struct kw_chain *chain;
   uint8_t chain_prev[KW_CHAIN_HASH]; /* hash of the last committed link */
   int64_t link_first, link_last, link_calls;
+  int64_t dict_resets; /* full dictionary caches forgotten, not yet committed as hits */
   char err[256]; /* SQLite's message for the last failed commit (a rollback replaces it) */
 };
 
@@ -472,8 +487,12 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
   }
   {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT hash FROM chain ORDER BY batch DESC LIMIT 1", -1, &q,
-                           NULL) == SQLITE_OK) {
+    /* The last link; when retention pruned every link, the anchor is the last. */
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT hash FROM (SELECT hash, batch FROM chain"
+                           " UNION ALL SELECT hash, batch FROM chain_anchor)"
+                           " ORDER BY batch DESC LIMIT 1",
+                           -1, &q, NULL) == SQLITE_OK) {
       if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 0) == KW_CHAIN_HASH)
         memcpy(st->chain_prev, sqlite3_column_blob(q, 0), KW_CHAIN_HASH);
       sqlite3_finalize(q);
@@ -572,10 +591,12 @@ static int upsert_id(sqlite3_stmt *s, int64_t *id) {
   return rc == SQLITE_ROW ? 0 : KW_ESTORE;
 }
 
-/* Remembers id for key; a full cache is forgotten and restarted. */
-static void cache_put(struct kw_dict *d, const void *key, size_t n, int64_t id) {
+/* Remembers id for key; a full cache is forgotten (counted) and restarted. */
+static void cache_put(struct kw_store *st, struct kw_dict *d, const void *key, size_t n,
+                      int64_t id) {
   if (kw_dict_put(d, key, n, id) == KW_ETOOLONG) {
     kw_dict_clear(d);
+    st->dict_resets++;
     kw_dict_put(d, key, n, id);
   }
 }
@@ -588,7 +609,7 @@ static int text_id(struct kw_store *st, struct kw_dict *d, enum stmt_id sid, str
   sqlite3_bind_text(s, 1, v.p, (int)v.n, SQLITE_STATIC);
   if (upsert_id(s, id) != 0)
     return KW_ESTORE;
-  cache_put(d, v.p, v.n, *id);
+  cache_put(st, d, v.p, v.n, *id);
   return 0;
 }
 
@@ -613,7 +634,7 @@ static int endpoint_id(struct kw_store *st, const struct kw_call *c, int64_t *id
   sqlite3_bind_text(s, 2, ep.p, (int)ep.n, SQLITE_STATIC);
   if (upsert_id(s, id) != 0)
     return KW_ESTORE;
-  cache_put(st->d_endpoint, key, n, *id);
+  cache_put(st, st->d_endpoint, key, n, *id);
   return 0;
 }
 
@@ -625,7 +646,7 @@ static int client_id(struct kw_store *st, const struct kw_addr *a, int64_t *id) 
   sqlite3_bind_blob(s, 1, a->a, (int)n, SQLITE_STATIC);
   if (upsert_id(s, id) != 0)
     return KW_ESTORE;
-  cache_put(st->d_client, a->a, n, *id);
+  cache_put(st, st->d_client, a->a, n, *id);
   return 0;
 }
 
@@ -637,7 +658,7 @@ static int key_id(struct kw_store *st, const struct kw_call *c, int64_t *id) {
   sqlite3_bind_text(s, 2, c->prefix, -1, SQLITE_STATIC);
   if (upsert_id(s, id) != 0)
     return KW_ESTORE;
-  cache_put(st->d_key, c->fp, KW_FP_LEN, *id);
+  cache_put(st, st->d_key, c->fp, KW_FP_LEN, *id);
   return 0;
 }
 
@@ -875,6 +896,9 @@ int kw_store_commit(struct kw_store *st) {
     return 0;
   uint8_t link[KW_CHAIN_HASH];
   r = flush_aggs(st);
+  if (r == 0 && st->dict_resets > 0 &&
+      (r = kw_store_add_limit_hits(st, "store_dictionary_cache", st->dict_resets)) == 0)
+    st->dict_resets = 0;
   if (r == 0 && st->link_calls > 0)
     r = chain_link(st, link);
   if (r == 0 && step_done(st, st->stmt[S_COMMIT]) != 0)
@@ -965,6 +989,37 @@ int kw_store_checkpoint(const char *path) {
 }
 
 int kw__store_begin(struct kw_store *st) { return st->rdonly ? KW_EINVAL : begin(st); }
+
+int kw_store_add_limit_hits(struct kw_store *st, const char *name, int64_t n) {
+  int r;
+  if (n <= 0)
+    return 0;
+  if ((r = kw__store_begin(st)) != 0)
+    return r;
+  r = kw__store_run1(st->db,
+                     "INSERT INTO limit_hits(name, hits, last_hit) VALUES(?1, ?2, ?3)"
+                     " ON CONFLICT(name) DO UPDATE SET hits = hits + ?2, last_hit = ?3",
+                     "tii", NULL, name, n, kw_time_now());
+  return r == KW_ESTORE ? r : 0;
+}
+
+int kw_store_limit_hits(struct kw_store *st,
+                        int (*cb)(const char *name, int64_t hits, int64_t last_hit_us,
+                                  void *ctx),
+                        void *ctx) {
+  sqlite3_stmt *s;
+  int rc, r = 0;
+  if (sqlite3_prepare_v2(st->db, "SELECT name, hits, last_hit FROM limit_hits ORDER BY name",
+                         -1, &s, NULL) != SQLITE_OK)
+    return KW_ESTORE;
+  while (r == 0 && (rc = sqlite3_step(s)) == SQLITE_ROW)
+    r = cb((const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1),
+           sqlite3_column_int64(s, 2), ctx);
+  if (r == 0 && rc != SQLITE_DONE)
+    r = KW_ESTORE;
+  sqlite3_finalize(s);
+  return r;
+}
 
 int64_t kw__store_key_id(struct kw_store *st, const uint8_t *fp) {
   int64_t id;

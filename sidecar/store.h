@@ -20,7 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KW_STORE_SCHEMA 8
+#define KW_STORE_SCHEMA 9
 
 /* Status classes of the per-source rollup (table source_classes, /metrics):
  * 0 no answer seen (status 0), 1-5 the 1xx-5xx classes, 6 any other status (1-99,
@@ -214,11 +214,47 @@ struct kw_verify {
   int64_t bad_first, bad_last; /* its call ids */
   int64_t bad_committed_us;
   const char *reason;         /* static text: why it fails */
+  /* retention: the anchor the remaining links follow (anchor_batch 0: never pruned) */
+  int64_t anchor_batch, pruned_calls, anchor_moved_us;
+  bool has_head;              /* head is set: the hash of the last link (or the anchor) */
+  uint8_t head[32];
 };
 
-/* Recomputes every link from the stored calls and names the first that fails.
- * Returns 0 (see v->bad_batch) or KW_ESTORE. */
+/* Recomputes every link from the stored calls, starting from the anchor when older links
+ * were pruned, and names the first that fails (bad_batch -1: no single link — the anchor
+ * or calls outside every link).  Returns 0 (see v->bad_batch) or KW_ESTORE. */
 int kw_store_verify(struct kw_store *st, struct kw_verify *v);
+
+/* ---- retention ------------------------------------------------------------------------ */
+
+struct kw_prune {
+  int64_t batches, calls; /* links and calls removed */
+  int64_t anchor_batch;   /* the anchor afterwards (0: nothing was ever pruned) */
+  bool more;              /* stopped at max_calls with older links left */
+  int64_t bad_batch;      /* a link that failed its check: nothing from it on is removed */
+  const char *reason;     /* static text, when bad_batch */
+};
+
+/* Removes, oldest first, whole links of the hash chain whose calls are all older than
+ * cutoff_us — each recomputed and found intact first, and never the newest link (the
+ * chain keeps its head; call ids keep counting) — with their calls, their alerts'
+ * references to them, and older calls stored before the chain existed; then moves the
+ * chain's anchor to the last link removed and logs the prune (table prunes).  At most
+ * max_calls calls (0: no limit; at least one link).  Aggregates (keys, rollups) are kept.
+ * Joins the open batch: the caller commits.  Returns 0 or KW_ESTORE / KW_ENOMEM. */
+int kw_store_prune(struct kw_store *st, int64_t cutoff_us, int64_t max_calls,
+                   struct kw_prune *p);
+
+/* ---- resource bounds ------------------------------------------------------------------ */
+
+/* Adds n hits of the bound called name (README "Limits"), at now; joins the open batch. */
+int kw_store_add_limit_hits(struct kw_store *st, const char *name, int64_t n);
+
+/* Calls cb for each bound that was ever hit, by name. */
+int kw_store_limit_hits(struct kw_store *st,
+                        int (*cb)(const char *name, int64_t hits, int64_t last_hit_us,
+                                  void *ctx),
+                        void *ctx);
 
 /* Fills s (free with kw_store_stats_free()); top_n endpoints. */
 int kw_store_stats(struct kw_store *st, size_t top_n, struct kw_stats *s);

@@ -323,6 +323,25 @@ int kw_store_outbox_retry(struct kw_store *st, int64_t id, int64_t next_try_us,
   return r < 0 ? r : 0;
 }
 
+int64_t kw_store_outbox_trim(struct kw_store *st, int64_t max_pending) {
+  int64_t n = kw_store_outbox_backlog(st);
+  char why[96];
+  if (n < 0)
+    return KW_ESTORE;
+  if (n <= max_pending)
+    return 0;
+  if (kw__store_begin(st) != 0)
+    return KW_ESTORE;
+  snprintf(why, sizeof(why), "not delivered: more than %lld deliveries were pending",
+           (long long)max_pending);
+  if (run1(kw__store_db(st),
+           "UPDATE outbox SET state = 'overflow', last_error = ?2 WHERE id IN"
+           " (SELECT id FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1)",
+           "it", NULL, n - max_pending, why) < 0)
+    return KW_ESTORE;
+  return sqlite3_changes(kw__store_db(st));
+}
+
 int64_t kw_store_outbox_backlog(struct kw_store *st) {
   int64_t n = 0;
   if (run1(kw__store_db(st), "SELECT count(*) FROM outbox WHERE state = 'pending'", "", &n) < 0)

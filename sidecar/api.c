@@ -859,6 +859,16 @@ static int on_status_row(const struct kw_status_row *s, void *ctx) {
   return 0;
 }
 
+static int on_limit_row(const char *name, int64_t hits, int64_t last_us, void *ctx) {
+  struct list *l = ctx;
+  fputs(l->n++ ? ", {\"limit\": " : "{\"limit\": ", l->f);
+  json_opt(l->f, name);
+  fprintf(l->f, ", \"hits\": %lld, \"last_hit\": ", (long long)hits);
+  json_time(l->f, last_us);
+  fputc('}', l->f);
+  return 0;
+}
+
 static int status_doc(struct job *j, struct kw_store *st, FILE *f) {
   struct kw_daemon_row d;
   struct list l = {.f = f};
@@ -875,7 +885,12 @@ static int status_doc(struct job *j, struct kw_store *st, FILE *f) {
   fputs("},\n\"sources\": [", f);
   if (kw_store_status(st, on_status_row, &l) != 0)
     return 500;
-  fprintf(f, "],\n\"outbox_backlog\": %lld}\n", (long long)kw_store_outbox_backlog(st));
+  fprintf(f, "],\n\"outbox_backlog\": %lld,\n\"limits\": [",
+          (long long)kw_store_outbox_backlog(st));
+  l.n = 0;
+  if (kw_store_limit_hits(st, on_limit_row, &l) != 0)
+    return 500;
+  fputs("]}\n", f);
   return 200;
 }
 

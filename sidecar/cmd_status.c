@@ -19,12 +19,14 @@ static void help(void) {
          "The daemon (pid, running or not, last heartbeat) and, per source: state, lines,\n"
          "calls, malformed lines, read offset, backlog (bytes not yet read), lines/s, lag\n"
          "(p50/p99 from a line's own timestamp to its commit), gaps (data lost before it\n"
-         "could be read) and drops (UDP datagrams the kernel dropped).\n"
+         "could be read) and drops (UDP datagrams the kernel dropped). Then every resource\n"
+         "bound that was hit (README \"Limits\"): how often, and when last.\n"
          "\n"
          "  --json   {\"daemon\": {pid, running, started, heartbeat, config},\n"
          "            \"sources\": [{name, kind, format, state, lines, calls, malformed,\n"
          "            bytes, offset, files, backlog, rate, lag_p50_ms, lag_p99_ms, gaps,\n"
-         "            gap_bytes, drops, detail, updated}]}\n"
+         "            gap_bytes, drops, detail, updated}],\n"
+         "            \"limits\": [{limit, hits, last_hit}]}\n"
          "exit status: 0; 1 when the database cannot be read.\n");
 }
 
@@ -101,6 +103,28 @@ static int on_table(const struct kw_status_row *s, void *ctx) {
   return 0;
 }
 
+/* A resource bound that was hit (README "Limits"). */
+static int on_limit_json(const char *name, int64_t hits, int64_t last_us, void *ctx) {
+  struct out *o = ctx;
+  printf("%s{\"limit\": ", o->n++ ? ", " : "");
+  kw_json_cstr(stdout, name);
+  printf(", \"hits\": %lld, \"last_hit\": ", (long long)hits);
+  jtime(last_us);
+  putchar('}');
+  return 0;
+}
+
+static int on_limit_table(const char *name, int64_t hits, int64_t last_us, void *ctx) {
+  struct out *o = ctx;
+  char t[40], n[32];
+  if (o->n++ == 0)
+    printf("\nlimits hit (input skipped, cut or refused; README \"Limits\"):\n%-26s %14s  %s\n",
+           "LIMIT", "HITS", "LAST");
+  printf("%-26s %14s  %s\n", name, kw_cli_num(hits, n, sizeof(n)),
+         kw_time_format(last_us, t, sizeof(t)));
+  return 0;
+}
+
 int kw_cmd_status(struct kw_cli *cli, int argc, char **argv) {
   static const struct option opts[] = {
       KW_CLI_COMMON_OPTS, {"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
@@ -158,9 +182,14 @@ int kw_cmd_status(struct kw_cli *cli, int argc, char **argv) {
   }
   r = kw_store_status(st, cli->json ? on_json : on_table, &o);
   if (cli->json)
-    printf("%s]}\n", o.n ? "\n  " : "");
+    printf("%s],\n  \"limits\": [", o.n ? "\n  " : "");
   else if (o.n == 0)
     printf("no sources yet\n");
+  o.n = 0;
+  if (r == 0)
+    r = kw_store_limit_hits(st, cli->json ? on_limit_json : on_limit_table, &o);
+  if (cli->json)
+    printf("]}\n");
   if (r != 0)
     kw_cli_error(cli, "database error: %s", kw_store_errmsg(st));
   kw_store_close(st);

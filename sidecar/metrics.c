@@ -358,6 +358,28 @@ static int64_t file_size(const char *path, const char *suffix) {
   return (int64_t)sb.st_size;
 }
 
+/* How often each resource bound was hit (README "Limits"); names are keywatch's own. */
+static void limits(struct out *o) {
+  sqlite3_stmt *s;
+  int rc;
+  family(o, "keywatch_limit_hits_total", "counter",
+         "Times a resource bound was hit (input skipped, cut or refused), by bound.");
+  if ((s = prep(o, "SELECT name, hits FROM limit_hits ORDER BY name")) == NULL)
+    return;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    char *label = escape_label((const char *)sqlite3_column_text(s, 0),
+                               (size_t)sqlite3_column_bytes(s, 0));
+    if (label == NULL) {
+      o->err = KW_ENOMEM;
+      break;
+    }
+    fprintf(o->f, "keywatch_limit_hits_total{limit=\"%s\"} %" PRId64 "\n", label,
+            (int64_t)sqlite3_column_int64(s, 1));
+    free(label);
+  }
+  done(o, s, o->err ? SQLITE_DONE : rc);
+}
+
 static void store_and_daemon(struct out *o, const char *db_path) {
   int64_t v;
 
@@ -371,6 +393,8 @@ static void store_and_daemon(struct out *o, const char *db_path) {
   family(o, "keywatch_outbox_backlog", "gauge", "Alert deliveries to sinks not yet made.");
   if ((v = scalar(o, "SELECT count(*) FROM outbox WHERE state = 'pending'")) >= 0)
     fprintf(o->f, "keywatch_outbox_backlog %" PRId64 "\n", v);
+
+  limits(o);
 
   family(o, "keywatch_store_bytes", "gauge", "Size of the database file and its WAL file.");
   if (db_path == NULL)

@@ -342,6 +342,7 @@ static void test_families(void **state) {
       {"keywatch_alerts_open", "gauge"},
       {"keywatch_revocations", "gauge"},
       {"keywatch_outbox_backlog", "gauge"},
+      {"keywatch_limit_hits_total", "counter"},
       {"keywatch_store_bytes", "gauge"},
       {"keywatch_daemon_heartbeat_timestamp_seconds", "gauge"},
   };
@@ -447,6 +448,11 @@ static void test_values(void **state) {
   u.state = "sta\nte";
   assert_int_equal(kw_store_revocation_update(st, rev_queued, &u), 0);
 
+  assert_int_equal(kw_store_add_limit_hits(st, "line_bytes", 2), 0);
+  assert_int_equal(kw_store_add_limit_hits(st, "line_bytes", 1), 0);
+  assert_int_equal(kw_store_add_limit_hits(st, "outbox_pending", 5), 0);
+  assert_int_equal(kw_store_add_limit_hits(st, "never", 0), 0); /* nothing: no row */
+
   hb0 = kw_time_now();
   assert_int_equal(kw_store_heartbeat(st, 4242, T0, "keywatch.yaml"), 0);
   hb1 = kw_time_now();
@@ -519,6 +525,11 @@ static void test_values(void **state) {
   assert_int_equal(fam(d, "keywatch_revocations")->samples, 9);
 
   assert_val(d, 2, "keywatch_outbox_backlog", NULL, NULL, NULL, NULL);
+
+  /* resource bounds hit, added up per bound */
+  assert_val(d, 3, "keywatch_limit_hits_total", "limit", "line_bytes", NULL, NULL);
+  assert_val(d, 5, "keywatch_limit_hits_total", "limit", "outbox_pending", NULL, NULL);
+  assert_int_equal(fam(d, "keywatch_limit_hits_total")->samples, 2);
 
   /* the database and its WAL, as they are on disk */
   char wal[160];

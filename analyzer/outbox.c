@@ -380,6 +380,25 @@ static int dispatch(struct kw_outbox *ob, const struct due *d, int64_t now) {
   return 0;
 }
 
+/* Gives up the oldest deliveries beyond max_pending; true when rows were marked. */
+static bool trim(struct kw_outbox *ob) {
+  int64_t n = kw_store_outbox_trim(ob->o.store, ob->o.max_pending);
+  char nb[24], max[24];
+  if (n == 0)
+    return false;
+  if (n < 0) {
+    kw_log(ob->o.log, KW_LOG_ERROR, "outbox_read_failed", "error", kw_strerror((int)n),
+           "detail", kw_store_errmsg(ob->o.store), NULL);
+    return false;
+  }
+  ob->st.overflowed += (uint64_t)n;
+  fmt_i64(nb, sizeof(nb), n);
+  fmt_i64(max, sizeof(max), ob->o.max_pending);
+  kw_log(ob->o.log, KW_LOG_WARN, "outbox_overflow", "given_up", nb, "max_pending", max,
+         "why", "sinks are not keeping up; the alerts stay in the database", NULL);
+  return true;
+}
+
 static void on_tick(uv_timer_t *t) {
   struct kw_outbox *ob = t->data;
   int64_t now = kw_time_now();
@@ -393,6 +412,8 @@ static void on_tick(uv_timer_t *t) {
     ob->more = true;
     return;
   }
+  if (ob->o.max_pending > 0)
+    marked |= trim(ob);
   ob->ndue = 0;
   if ((r = kw_store_outbox_due(ob->o.store, now, ob->o.scan_limit, on_due_row, ob)) != 0) {
     kw_log(ob->o.log, KW_LOG_ERROR, "outbox_read_failed", "error", kw_strerror(r), "detail",

@@ -56,6 +56,8 @@ struct kw_outbox_opts {
   unsigned jitter_pct;     /* delays shortened by up to this % (default 20) */
   bool no_jitter;          /* exact delays (tests) */
   bool owner_commits;      /* leave the marks in the open batch for the owner's commit */
+  unsigned max_pending;    /* pending deliveries kept; the oldest beyond are given up
+                              (state 'overflow', counted); 0: no bound */
 };
 
 struct kw_outbox_stats {
@@ -63,6 +65,7 @@ struct kw_outbox_stats {
   uint64_t failed;    /* failed attempts (each scheduled a retry) */
   uint64_t skipped;   /* rows done unsent: alert below the sink's min_severity */
   uint64_t dropped;   /* rows done unsent: their alert is gone */
+  uint64_t overflowed; /* rows given up unsent: more than max_pending were pending */
   int64_t backlog;    /* pending rows in the store, all sinks (-1: store error) */
   unsigned inflight;
 };

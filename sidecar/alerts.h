@@ -128,8 +128,9 @@ int kw_store_outbox_retry(struct kw_store *st, int64_t id, int64_t next_try_us,
 int64_t kw_store_outbox_backlog(struct kw_store *st);
 
 /* Bounds the outbox: when more than max_pending deliveries are pending, the oldest of
- * them are given up (state 'overflow', with the reason; the alerts themselves stay).
- * Joins the open batch.  Returns how many were given up, or KW_ESTORE. */
+ * them are given up (state 'overflow', with the reason; the alerts themselves stay) and
+ * counted as hits of the bound "outbox_pending".  Joins the open batch.  Returns how many
+ * were given up, or KW_ESTORE. */
 int64_t kw_store_outbox_trim(struct kw_store *st, int64_t max_pending);
 
 #endif

@@ -162,6 +162,16 @@ static int ingest_capture(struct ingest *in, const char *path) {
   r = kw_capture_run(c.cap, on_capture_rec, &c, err, sizeof(err));
   st = kw_capture_stats(c.cap);
   in->done_bytes += kw_capture_offset(c.cap);
+  if (c.err == 0 &&
+      (kw_store_add_limit_hits(in->st, "capture_flows", (int64_t)st->tcp.flows_evicted) ||
+       kw_store_add_limit_hits(in->st, "capture_reassembly_bytes",
+                               (int64_t)st->tcp.drop_segments) ||
+       kw_store_add_limit_hits(in->st, "capture_pending_requests",
+                               (int64_t)st->http.pending_drops) ||
+       kw_store_add_limit_hits(in->st, "capture_request_bytes",
+                               (int64_t)st->http.truncated_fields) ||
+       kw_store_add_limit_hits(in->st, "capture_headers", (int64_t)st->http.dropped_headers)))
+    c.err = KW_ESTORE;
   if (c.err != 0) {
     kw_cli_error(cli, "database error while storing %s: %s", path, kw_store_errmsg(in->st));
     kw_capture_destroy(c.cap);
@@ -240,6 +250,12 @@ static int ingest_file(struct ingest *in, const char *path) {
     off_counted = kw_reader_offset(rd);
     if (r == KW_ETOOLONG) {
       kw_pipeline_skip(in->pipe, src, consumed);
+      if (kw_store_add_limit_hits(in->st, "line_bytes", 1) != 0) {
+        kw_cli_error(cli, "database error: %s", kw_store_errmsg(in->st));
+        kw_format_destroy(&autofmt);
+        kw_reader_close(rd);
+        return -1;
+      }
       report_malformed(in, path, kw_reader_lineno(rd), "longer than 64 KiB", &shown);
       continue;
     }
@@ -394,7 +410,8 @@ static void on_drained(int status, int64_t left, void *arg) {
 static int deliver_alerts(struct ingest *in) {
   struct kw_cli *cli = in->cli;
   struct deliver dv = {.left = -1};
-  struct kw_outbox_opts o = {.store = in->st};
+  struct kw_outbox_opts o = {.store = in->st,
+                             .max_pending = in->cli->cfg->retention.outbox_max_pending};
   struct kw_outbox_stats os = {0};
   uv_loop_t loop;
   char err[1024];
@@ -683,6 +700,13 @@ static int run(struct kw_cli *cli, int argc, char **argv, enum mode mode) {
       rc = KW_EXIT_FAIL;
   }
   draw_progress(&in, true);
+  if (kw_pipeline_engine(in.pipe) != NULL &&
+      kw_store_add_limit_hits(in.st, "rules_subjects",
+                              (int64_t)kw_engine_untracked(kw_pipeline_engine(in.pipe))) != 0) {
+    kw_cli_error(cli, "database error: %s", kw_store_errmsg(in.st));
+    rc = KW_EXIT_FAIL;
+    goto out;
+  }
   if (kw_pipeline_save_baselines(in.pipe) != 0 || kw_pipeline_commit(in.pipe) != 0) {
     kw_cli_error(cli, "database error: %s", kw_store_errmsg(in.st));
     rc = KW_EXIT_FAIL;

@@ -46,6 +46,8 @@
 #define GLOB_SCAN_MS 1000 /* how often globs look for new files */
 #define BASELINE_MS 60000 /* how often the rules' per-key baselines are saved */
 #define CHECKPOINT_MS 1000 /* WAL checkpoints, on a worker thread */
+#define RETENTION_FIRST_MS 1000 /* the first prune, soon after start */
+#define PRUNE_CHUNK 50000  /* calls removed per commit; the next chunk follows at once */
 
 struct src;
 
@@ -85,6 +87,10 @@ struct src {
   double rate;
   struct gap gaps[MAX_GAPS];
   size_t ngaps, gaps_dropped;
+  uint64_t overlong;         /* lines over the reader's bound, skipped */
+  struct {                   /* bound counters already recorded (limit_hits) */
+    uint64_t line, gaps, flows, reasm, pending, fields, headers, conns;
+  } seen;
   int64_t *ts;               /* event times of calls since the last commit */
   size_t nts;
   int64_t *lag;              /* lags measured in the current status window */
@@ -126,7 +132,12 @@ struct kw_daemon {
   bool other_alerts;        /* alerts not from the pipeline await the next commit */
   struct src *srcs;
   struct group *groups;
-  uv_timer_t commit_timer, status_timer, glob_timer, baseline_timer, checkpoint_timer;
+  uv_timer_t commit_timer, status_timer, glob_timer, baseline_timer, checkpoint_timer,
+      retention_timer;
+  struct {                  /* bound counters already recorded (limit_hits) */
+    uint64_t subjects, http_conns, http_size;
+  } seen;
+  int64_t tampered_batch;   /* a prune stopped here (alerted once) */
   uv_work_t checkpoint;
   bool checkpointing; /* a checkpoint is running on the thread pool */
   int checkpoint_err;
@@ -430,10 +441,58 @@ static void on_baseline_timer(uv_timer_t *h) {
     fail(d, KW_ESTORE, "baselines");
 }
 
+/* A bound's counter grew from *seen to total: the hits are stored (limit_hits, shown by
+ * `keywatch status` and /metrics) and logged. */
+static void limit_hits(struct kw_daemon *d, const char *name, uint64_t total, uint64_t *seen) {
+  char n[24];
+  if (total <= *seen) {
+    *seen = total; /* a counter that restarted (a new capture) */
+    return;
+  }
+  snprintf(n, sizeof(n), "%llu", (unsigned long long)(total - *seen));
+  if (kw_store_add_limit_hits(d->st, name, (int64_t)(total - *seen)) != 0) {
+    fail(d, KW_ESTORE, "limits");
+    return;
+  }
+  *seen = total;
+  kw_log(d->log, KW_LOG_WARN, "limit_hit", "limit", name, "hits", n, NULL);
+}
+
+static void record_limits(struct kw_daemon *d) {
+  struct kw_engine *e = kw_pipeline_engine(d->pipe);
+  for (struct src *s = d->srcs; s != NULL && d->err == 0; s = s->next) {
+    limit_hits(d, "gaps_queued", s->gaps_dropped, &s->seen.gaps);
+    if (s->tail != NULL)
+      limit_hits(d, "line_bytes", s->overlong, &s->seen.line);
+    if (s->sl != NULL) {
+      const struct kw_syslog_stats *ss = kw_syslog_stats(s->sl);
+      limit_hits(d, "line_bytes", ss->oversized, &s->seen.line);
+      limit_hits(d, "syslog_connections", ss->refused, &s->seen.conns);
+    }
+    if (s->cap != NULL) {
+      const struct kw_capture_stats *cs = kw_capture_stats(s->cap);
+      limit_hits(d, "capture_flows", cs->tcp.flows_evicted, &s->seen.flows);
+      limit_hits(d, "capture_reassembly_bytes", cs->tcp.drop_segments, &s->seen.reasm);
+      limit_hits(d, "capture_pending_requests", cs->http.pending_drops, &s->seen.pending);
+      limit_hits(d, "capture_request_bytes", cs->http.truncated_fields, &s->seen.fields);
+      limit_hits(d, "capture_headers", cs->http.dropped_headers, &s->seen.headers);
+    }
+  }
+  if (e != NULL && d->err == 0)
+    limit_hits(d, "rules_subjects", kw_engine_untracked(e), &d->seen.subjects);
+  if (d->httpd != NULL && d->err == 0) {
+    struct kw_httpd_stats hs;
+    kw_httpd_stats(d->httpd, &hs);
+    limit_hits(d, "http_connections", hs.refused, &d->seen.http_conns);
+    limit_hits(d, "http_request_size", hs.too_large, &d->seen.http_size);
+  }
+}
+
 static void on_status_timer(uv_timer_t *h) {
   struct kw_daemon *d = h->data;
   struct kw_engine *e = kw_pipeline_engine(d->pipe);
   write_status(d);
+  record_limits(d);
   commit(d);
   /* Calls the rules could not evaluate (state limit, memory): said, never silent. */
   if (e != NULL && kw_engine_untracked(e) != d->untracked_seen) {
@@ -443,6 +502,70 @@ static void on_status_timer(uv_timer_t *h) {
     kw_log(d->log, KW_LOG_WARN, "rules_untracked", "calls", n, "why",
            "more than 2,000,000 keys and addresses, or out of memory", NULL);
   }
+}
+
+/* ---- retention ---------------------------------------------------------------------- */
+
+/* A prune found a link that fails its check: a critical alert, once per link. */
+static void alert_tampered(struct kw_daemon *d, const struct kw_prune *p) {
+  char summary[256], details[320], b[24];
+  int64_t id;
+  bool created;
+  struct kw_firing f = {
+      .rule = "audit.tampered",
+      .type = "audit",
+      .severity = KW_SEV_CRITICAL,
+      .action = "alert",
+      .ts_us = kw_time_now(),
+      .cooldown_us = 86400LL * 1000000,
+      .summary = summary,
+      .details = details,
+  };
+  snprintf(b, sizeof(b), "%lld", (long long)p->bad_batch);
+  kw_log(d->log, KW_LOG_ERROR, "prune_stopped", "batch", b, "why", p->reason, NULL);
+  snprintf(summary, sizeof(summary),
+           "audit trail: batch %lld fails its hash-chain check (%s); retention stopped "
+           "before it",
+           (long long)p->bad_batch, p->reason);
+  snprintf(details, sizeof(details), "{\"batch\": %lld, \"reason\": \"%s\"}",
+           (long long)p->bad_batch, p->reason);
+  if (kw_store_alert(d->st, &f, 0, d->sink_names, d->cfg->sinks_count, &id, &created) != 0) {
+    fail(d, KW_ESTORE, "alert");
+    return;
+  }
+  d->other_alerts = true;
+}
+
+/* Retention (retention.calls): one chunk of kw_store_prune() per turn of the loop,
+ * committed with the open batch, until nothing old is left. */
+static void on_retention_timer(uv_timer_t *h) {
+  struct kw_daemon *d = h->data;
+  struct kw_prune p;
+  char nb[24], nc[24], na[24];
+  int r;
+
+  if (d->cfg->retention.calls_us == 0 || d->err != 0 || d->stopping)
+    return;
+  if ((r = kw_store_prune(d->st, kw_time_now() - d->cfg->retention.calls_us, PRUNE_CHUNK,
+                          &p)) != 0) {
+    fail(d, r, "retention");
+    return;
+  }
+  if (p.bad_batch > 0 && p.bad_batch != d->tampered_batch) {
+    d->tampered_batch = p.bad_batch;
+    alert_tampered(d, &p);
+  }
+  if (commit(d) != 0)
+    return;
+  if (p.batches > 0) {
+    snprintf(nb, sizeof(nb), "%lld", (long long)p.batches);
+    snprintf(nc, sizeof(nc), "%lld", (long long)p.calls);
+    snprintf(na, sizeof(na), "%lld", (long long)p.anchor_batch);
+    kw_log(d->log, KW_LOG_INFO, "pruned", "batches", nb, "calls", nc, "anchor_batch", na,
+           NULL);
+  }
+  if (p.more && p.bad_batch == 0)
+    uv_timer_start(h, on_retention_timer, 0, (uint64_t)(d->cfg->retention.interval_us / 1000));
 }
 
 /* Feeds a line from s (consumed: its input bytes); commits when the batch is full. */
@@ -480,6 +603,7 @@ static void on_tail_skip(struct kw_tail *t, void *ctx) {
   struct src *s = ctx;
   kw_pipeline_skip(s->d->pipe, s->id, kw_tail_consumed(t));
   s->lines++;
+  s->overlong++;
   s->dirty = true;
 }
 
@@ -961,12 +1085,14 @@ int kw_daemon_create(uv_loop_t *loop, struct kw_config *cfg, const char *config_
 
 int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
   int r;
-  uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer,
-                          &d->baseline_timer, &d->checkpoint_timer};
-  uv_timer_cb cbs[] = {on_commit_timer, on_status_timer, on_glob_timer, on_baseline_timer,
-                       on_checkpoint_timer};
+  uv_timer_t *timers[] = {&d->commit_timer,     &d->status_timer,     &d->glob_timer,
+                          &d->baseline_timer,   &d->checkpoint_timer, &d->retention_timer};
+  uv_timer_cb cbs[] = {on_commit_timer,     on_status_timer,     on_glob_timer,
+                       on_baseline_timer,   on_checkpoint_timer, on_retention_timer};
+  uint64_t retention_ms = (uint64_t)(d->cfg->retention.interval_us / 1000);
   uint64_t every[] = {d->cfg->run.commit_ms, d->cfg->run.status_ms, GLOB_SCAN_MS, BASELINE_MS,
-                      CHECKPOINT_MS};
+                      CHECKPOINT_MS, retention_ms};
+  uint64_t first[] = {every[0], every[1], every[2], every[3], every[4], RETENTION_FIRST_MS};
 
   if (d->cfg->sources_count == 0) {
     snprintf(err, errlen, "no sources: give FILEs or declare sources in the config");
@@ -978,11 +1104,14 @@ int kw_daemon_start(struct kw_daemon *d, char *err, size_t errlen) {
     timers[i]->data = d;
     d->timers++;
     d->open_handles++;
-    if ((r = uv_timer_start(timers[i], cbs[i], every[i], every[i])) != 0)
+    if ((r = uv_timer_start(timers[i], cbs[i], first[i], every[i])) != 0)
       return r;
   }
   if (d->cfg->sinks_count > 0) {
-    struct kw_outbox_opts o = {.store = d->st, .log = d->log, .owner_commits = true};
+    struct kw_outbox_opts o = {.store = d->st,
+                               .log = d->log,
+                               .owner_commits = true,
+                               .max_pending = d->cfg->retention.outbox_max_pending};
     if ((r = kw_sink_open_all(d->loop, d->cfg, &d->sinks, err, errlen)) != 0)
       return r;
     o.sinks = d->sinks;
@@ -1066,9 +1195,13 @@ int kw_daemon_reload(struct kw_daemon *d) {
   kw_pipeline_destroy(d->pipe);
   d->pipe = np;
   d->untracked_seen = 0;
+  d->seen.subjects = 0;
   kw_pipeline_set_autocommit(d->pipe, false);
   d->revocations_seen = 0; /* the new pipeline counts from 0 */
   d->cfg = nc;
+  if (d->timers > 0) /* retention: the new interval, and a prune soon */
+    uv_timer_start(&d->retention_timer, on_retention_timer, RETENTION_FIRST_MS,
+                   (uint64_t)(nc->retention.interval_us / 1000));
   /* Sources added or changed start, from their committed positions. */
   for (unsigned i = 0; i < nc->sources_count; i++) {
     const struct kw_source_cfg *c = &nc->sources[i];
@@ -1139,8 +1272,8 @@ static void maybe_stopped(struct kw_daemon *d) {
 
 void kw_daemon_stop(struct kw_daemon *d, void (*cb)(struct kw_daemon *d, void *arg),
                     void *arg) {
-  uv_timer_t *timers[] = {&d->commit_timer, &d->status_timer, &d->glob_timer,
-                          &d->baseline_timer, &d->checkpoint_timer};
+  uv_timer_t *timers[] = {&d->commit_timer,   &d->status_timer,     &d->glob_timer,
+                          &d->baseline_timer, &d->checkpoint_timer, &d->retention_timer};
 
   if (cb != NULL) {
     d->stop_cb = cb;

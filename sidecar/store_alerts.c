@@ -339,7 +339,8 @@ int64_t kw_store_outbox_trim(struct kw_store *st, int64_t max_pending) {
            " (SELECT id FROM outbox WHERE state = 'pending' ORDER BY id LIMIT ?1)",
            "it", NULL, n - max_pending, why) < 0)
     return KW_ESTORE;
-  return sqlite3_changes(kw__store_db(st));
+  n = sqlite3_changes(kw__store_db(st));
+  return kw_store_add_limit_hits(st, "outbox_pending", n) == 0 ? n : KW_ESTORE;
 }
 
 int64_t kw_store_outbox_backlog(struct kw_store *st) {

@@ -275,6 +275,8 @@ static void test_outbox_trim(void **state) {
   assert_int_equal(sql_int(g_db, "SELECT count(*) FROM outbox WHERE state = 'overflow'"), 5);
   assert_int_equal(sql_int(g_db, "SELECT min(id) FROM outbox WHERE state = 'pending'"), 7);
   assert_int_equal(sql_int(g_db, "SELECT count(*) FROM alerts"), 5); /* alerts stay */
+  assert_int_equal(sql_int(g_db, "SELECT hits FROM limit_hits WHERE name = 'outbox_pending'"),
+                   5);
   assert_int_equal(kw_store_close(st), 0);
 }
 

@@ -269,6 +269,24 @@ static void test_out_of_range(void **state) {
   kw_config_destroy(c);
 }
 
+static void test_retention(void **state) {
+  struct kw_config *c;
+  (void)state;
+  load_fails("retention:\n  calls: 5h\n", 2, "retention.calls", "at least one day", NULL);
+  load_fails("retention:\n  calls: soon\n", 2, "retention.calls", "'soon'", "duration");
+  load_fails("run:\n  commit_ms: 50\nretention:\n  interval: 10s\n", 4, "retention.interval",
+             "at least one minute", NULL);
+  c = load_ok("retention:\n  calls: 90d\n  outbox_max_pending: 50\n");
+  assert_int_equal(c->retention.calls_us, 90LL * 86400 * 1000000);
+  assert_int_equal(c->retention.interval_us, 3600LL * 1000000);
+  assert_int_equal(c->retention.outbox_max_pending, 50);
+  kw_config_destroy(c);
+  assert_int_equal(kw_config_default(&c), 0); /* keep forever, by default */
+  assert_int_equal(c->retention.calls_us, 0);
+  assert_int_equal(c->retention.outbox_max_pending, 100000);
+  kw_config_destroy(c);
+}
+
 static void test_keys_entry(void **state) {
   (void)state;
   load_fails("keys:\n  - name: a\n    prefix: mb_x\n  - prefix: mb_y\n", 4, "keys.1",
@@ -373,6 +391,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_unknown_key, setup, teardown),
       cmocka_unit_test_setup_teardown(test_bad_enum, setup, teardown),
       cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keys_entry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_error_locates, setup, teardown),

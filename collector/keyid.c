@@ -26,6 +26,8 @@ struct kw_keyid {
   unsigned schemes;
   char keybuf[KW_KEY_MAX + 4]; /* decoded key; wiped after use */
   char path[PATH_MAX_STORED + 16]; /* redacted path */
+  char dec[PATH_MAX_STORED + 16];  /* the path percent-decoded, to find an encoded key */
+  uint16_t at[PATH_MAX_STORED + 17]; /* dec[i] came from path[at[i]] */
   char agent[TEXT_MAX];            /* user agent with the key removed, when it held it */
 };
 
@@ -251,6 +253,43 @@ static bool is_marker(const char *key, size_t keylen) {
   return keylen == 8 && memcmp(key, "REDACTED", 8) == 0;
 }
 
+/* Replaces every percent-encoded occurrence of key in kid->path[0..o) — some or all of
+ * its bytes written %XX, as in /api/keys/mb_abc%2Fdef%3D — with REDACTED; returns the new
+ * length.  Linear: the path is decoded once with a map back to its offsets and searched
+ * with memmem.  An encoded key is at least as long as REDACTED, so the path never grows. */
+static size_t redact_encoded(struct kw_keyid *kid, size_t o, const char *key, size_t keylen) {
+  char *out = kid->path, *dec = kid->dec;
+  uint16_t *at = kid->at;
+  size_t n = 0, d = 0, r = 0, w = 0;
+  const char *hit;
+
+  for (size_t i = 0; i < o; n++) {
+    int h, l;
+    at[n] = (uint16_t)i;
+    if (out[i] == '%' && i + 2 < o && (h = hexv((unsigned char)out[i + 1])) >= 0 &&
+        (l = hexv((unsigned char)out[i + 2])) >= 0) {
+      dec[n] = (char)(h << 4 | l);
+      i += 3;
+    } else {
+      dec[n] = out[i++];
+    }
+  }
+  at[n] = (uint16_t)o;
+  while (d < n && (hit = memmem(dec + d, n - d, key, keylen)) != NULL) {
+    size_t s = (size_t)(hit - dec), a = at[s], b = at[s + keylen];
+    memmove(out + w, out + r, a - r);
+    w += a - r;
+    memcpy(out + w, "REDACTED", 8);
+    w += 8;
+    r = b;
+    d = s + keylen;
+  }
+  if (r == 0)
+    return o;
+  memmove(out + w, out + r, o - r);
+  return w + (o - r);
+}
+
 /* Copies uri into kid->path with the values of redact_params and query_params (a key
  * carrier is never stored, even when redact_params omits it) redacted and, if key is not
  * empty, every occurrence of the key replaced.  A uri longer than PATH_MAX_STORED is cut,
@@ -320,6 +359,8 @@ static struct kw_str redact_path(struct kw_keyid *kid, struct kw_str uri, const 
       o -= keylen - 8;
       from = (size_t)(hit - out) + 8;
     }
+    if (memchr(out, '%', o) != NULL)
+      o = redact_encoded(kid, o, key, keylen);
     /* A cut through the key leaves its start at the end: drop it (at most keylen - 1
      * candidates, each one memcmp, and only on cut paths). */
     for (size_t k = keylen - 1 < o ? keylen - 1 : o; cut && k > 0; k--) {

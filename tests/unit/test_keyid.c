@@ -461,6 +461,30 @@ static void test_key_elsewhere_in_path(void **state) {
   assert_path(&call, "/v1/abc123/x");
 }
 
+/* The key percent-encoded in the path (a client that escapes it as a path segment): each
+ * encoded span goes, whatever mix of raw and %XX bytes (either case) it uses. */
+static void test_key_encoded_in_path(void **state) {
+  struct kw_rec rec;
+  struct kw_call call;
+  (void)state;
+
+  rec_init(&rec, "/api/keys/mb_a%2Fb%2BcdefghXYZ%3D/usage");
+  hdr(&rec, "x-api-key", "mb_a/b+cdefghXYZ=");
+  expect_key(&rec, "mb_a/b+cdefghXYZ=", &call);
+  assert_path(&call, "/api/keys/REDACTED/usage");
+
+  rec_init(&rec, "/k/%73%6b%5F%6C%69%76%65_abcdefgh12345678/x/sk_live_abcdefgh12345678%");
+  hdr(&rec, "x-api-key", KEY2);
+  expect_key(&rec, KEY2, &call);
+  assert_path(&call, "/k/REDACTED/x/REDACTED%");
+
+  /* a broken escape is text, not the key */
+  rec_init(&rec, "/k/sk_live_abcdefgh1234567%8/%zz");
+  hdr(&rec, "x-api-key", KEY2);
+  expect_key(&rec, KEY2, &call);
+  assert_path(&call, "/k/sk_live_abcdefgh1234567%8/%zz");
+}
+
 /* A key that reads "REDACTED" must not make the replacement loop forever. */
 static void test_key_equal_to_marker(void **state) {
   struct kw_rec rec;
@@ -653,6 +677,7 @@ static void test_prefix_source(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_rec_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_key_encoded_in_path, setup, teardown),
       cmocka_unit_test_setup_teardown(test_rec_key_id, setup, teardown),
       cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_header_too_long, setup, teardown),

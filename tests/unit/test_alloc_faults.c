@@ -38,6 +38,9 @@
  *            kw_engine_call() over the calls of the sample's 5000 lines (parsed beforehand),
  *            kw_engine_explain(), kw_engine_export() into a second engine's
  *            kw_engine_import()
+ *   prune    kw_store_open() of a copy of a database of 1,000 calls in 10 links,
+ *            kw_store_prune() in chunks of 120 calls with a commit after each (five links
+ *            removed), kw_store_verify(), kw_store_close()
  * Per run: the operation returns 0 or an error, never crashes; an error is KW_ENOMEM (the
  * scenario's allowed set says which others are accepted and why) and, where the API has
  * an err buffer, comes with a message; a run that returns 0 after a failure must give the
@@ -63,6 +66,7 @@
 
 #include <errno.h>
 #include <execinfo.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -213,7 +217,7 @@ struct row {
   long leak_from, leak_at; /* LeakSanitizer found a leak made by a run in (from, at] */
 };
 
-#define NSCEN 6
+#define NSCEN 7
 static struct row g_rows[NSCEN];
 static size_t g_nrows;
 #if HAVE_LSAN
@@ -1087,11 +1091,101 @@ static void test_engine(void **state) {
   kw_config_destroy(x.cfg);
 }
 
+/* ---- 6: retention --------------------------------------------------------------------- */
+
+#define PRUNE_T0 (1762128000LL * 1000000)
+
+struct prune_ctx {
+  char tmpl[128], db[128];
+};
+
+/* Copies a file with read/write only: nothing here may allocate. */
+static void copy_file(const char *from, const char *to) {
+  char buf[8192];
+  ssize_t n;
+  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  assert_true(in >= 0 && out >= 0);
+  while ((n = read(in, buf, sizeof(buf))) > 0)
+    assert_int_equal(write(out, buf, (size_t)n), n);
+  close(in);
+  close(out);
+}
+
+static int run_prune(void *arg, struct result *res) {
+  struct prune_ctx *x = arg;
+  struct kw_store *st = NULL;
+  struct kw_prune p;
+  struct kw_verify v;
+  bool was = af_pause();
+  int r, c;
+
+  remove_db(x->db);
+  copy_file(x->tmpl, x->db);
+  af_resume(was);
+  if ((r = kw_store_open(x->db, 0, &st, res->err, sizeof(res->err))) != 0)
+    goto out;
+  do {
+    if ((r = kw_store_prune(st, PRUNE_T0 + 550, 120, &p)) != 0 ||
+        (r = kw_store_commit(st)) != 0) {
+      snprintf(res->err, sizeof(res->err), "prune: %s: %s", kw_strerror(r),
+               kw_store_errmsg(st));
+      goto out;
+    }
+    res->v[0] += p.batches;
+    res->v[1] += p.calls;
+  } while (p.more);
+  res->v[2] = p.anchor_batch;
+  if ((r = kw_store_verify(st, &v)) != 0) {
+    snprintf(res->err, sizeof(res->err), "verify: %s", kw_strerror(r));
+    goto out;
+  }
+  res->v[3] = v.batches;
+  res->v[4] = v.bad_batch;
+  res->v[5] = v.pruned_calls;
+out:
+  c = kw_store_close(st);
+  if (r == 0 && c != 0) {
+    r = c;
+    snprintf(res->err, sizeof(res->err), "close: %s", kw_strerror(c));
+  }
+  return r;
+}
+
+static void test_prune(void **state) {
+  static struct prune_ctx x;
+  struct kw_store *st;
+  char err[512];
+  uint32_t src;
+  (void)state;
+  snprintf(x.tmpl, sizeof(x.tmpl), "%s/prune-template.db", g_dir);
+  snprintf(x.db, sizeof(x.db), "%s/prune.db", g_dir);
+  if (kw_store_open(x.tmpl, 0, &st, err, sizeof(err)) != 0)
+    fail_msg("%s", err);
+  assert_int_equal(kw_store_source(st, "t", "file", "keyed", &src), 0);
+  for (int i = 0; i < 1000; i++) {
+    struct kw_call c = {.ts_us = PRUNE_T0 + i, .has_key = true, .status = 200,
+                        .method = kw_str_make("GET", 3), .path = kw_str_make("/a/1", 4),
+                        .endpoint = kw_str_make("/a/{id}", 7), .req_bytes = -1,
+                        .resp_bytes = -1, .latency_us = -1, .source_id = src};
+    memset(c.fp, i % 7, KW_FP_LEN);
+    snprintf(c.prefix, sizeof(c.prefix), "k%d", i % 7);
+    assert_int_equal(kw_store_add_call(st, &c), 0);
+    if (i % 100 == 99)
+      assert_int_equal(kw_store_commit(st), 0);
+  }
+  assert_int_equal(kw_store_close(st), 0);
+  remove_db(x.db);
+  run_scenario(&(struct scenario){.name = "prune", .run = run_prune, .ctx = &x,
+                                  .has_err = true});
+  remove_db(x.db);
+  remove_db(x.tmpl);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_config), cmocka_unit_test(test_rules), cmocka_unit_test(test_pack),
       cmocka_unit_test(test_ingest), cmocka_unit_test(test_review),
-      cmocka_unit_test(test_engine),
+      cmocka_unit_test(test_engine), cmocka_unit_test(test_prune),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -27,6 +27,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <arpa/inet.h>
 #include <string.h>
 #include <strings.h>
 
@@ -59,7 +60,13 @@ struct kw_api {
   struct kw_store *pool[POOL_MAX];
   size_t npool;
   struct kw_http_route routes[16];
+  struct guarded {           /* what each route calls once the Host is allowed */
+    struct kw_api *a;
+    kw_http_handler fn;
+  } guarded[16];
   size_t nroutes;
+  char **hosts;              /* http.allowed_hosts (copied: a reload frees the config) */
+  size_t nhosts;
 };
 
 static const char CSP[] = "default-src 'none'; script-src 'self'; style-src 'self';"
@@ -144,6 +151,52 @@ static const char *authorise(struct kw_api *a, struct kw_http_request *rq, enum 
     return NULL;
   }
   return t->name;
+}
+
+/* DNS rebinding: a page that makes its own name resolve to this address would be "same
+ * origin" with the API.  Browsers always send the name they resolved as Host, so only
+ * an IP literal, localhost or a name of http.allowed_hosts is served (any port).  A
+ * request without Host (HTTP/1.0, no browser) is served. */
+static bool host_allowed(const struct kw_api *a, const char *host) {
+  char name[256];
+  const char *end;
+  unsigned char ip[16];
+  size_t n;
+
+  if (host == NULL)
+    return true;
+  if (host[0] == '[') { /* [v6]:port */
+    if ((end = strchr(host, ']')) == NULL || (n = (size_t)(end - host - 1)) >= sizeof(name))
+      return false;
+    memcpy(name, host + 1, n);
+    name[n] = '\0';
+    return inet_pton(AF_INET6, name, ip) == 1 && (end[1] == '\0' || end[1] == ':');
+  }
+  end = strchr(host, ':');
+  n = end ? (size_t)(end - host) : strlen(host);
+  if (n == 0 || n >= sizeof(name))
+    return false;
+  memcpy(name, host, n);
+  name[n] = '\0';
+  if (inet_pton(AF_INET, name, ip) == 1 || strcasecmp(name, "localhost") == 0)
+    return true;
+  for (size_t i = 0; i < a->nhosts; i++)
+    if (strcasecmp(name, a->hosts[i]) == 0)
+      return true;
+  return false;
+}
+
+static void h_guarded(struct kw_http_request *rq, void *arg) {
+  const struct guarded *g = arg;
+  const char *host = kw_http_header(rq, "host");
+  if (!host_allowed(g->a, host)) {
+    respond_error(rq, 403,
+                  "Host '%.100s' is not served: use the address, localhost, or add the name "
+                  "to http.allowed_hosts",
+                  host);
+    return;
+  }
+  g->fn(rq, g->a);
 }
 
 /* CSRF: a state change must be JSON, and a browser's Origin must be our own. */
@@ -1296,10 +1349,23 @@ int kw_api_create(const struct kw_api_opts *o, struct kw_api **out, char *err, s
       {"*", "/api/v1/status", h_status},        {"*", "/metrics", h_metrics},
       {"*", "/api/", h_api_other},              {"*", "/", h_ui},
   };
-  for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+  if (hc->allowed_hosts_count > 0 &&
+      (a->hosts = calloc(hc->allowed_hosts_count, sizeof(*a->hosts))) == NULL) {
+    r = KW_ENOMEM;
+    goto fail;
+  }
+  for (; a->nhosts < hc->allowed_hosts_count; a->nhosts++) {
+    if ((a->hosts[a->nhosts] = strdup(hc->allowed_hosts[a->nhosts])) == NULL) {
+      r = KW_ENOMEM;
+      goto fail;
+    }
+  }
+  for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+    a->guarded[i] = (struct guarded){.a = a, .fn = table[i].fn};
     a->routes[a->nroutes++] =
         (struct kw_http_route){.method = table[i].method, .prefix = table[i].prefix,
-                               .fn = table[i].fn, .arg = a};
+                               .fn = h_guarded, .arg = &a->guarded[i]};
+  }
   *out = a;
   return 0;
 fail:
@@ -1322,6 +1388,9 @@ void kw_api_destroy(struct kw_api *a) {
   if (a->tokens)
     OPENSSL_cleanse(a->tokens, sizeof(*a->tokens) * (a->ntokens + 1));
   free(a->tokens);
+  for (size_t i = 0; i < a->nhosts; i++)
+    free(a->hosts[i]);
+  free(a->hosts);
   pthread_mutex_destroy(&a->mu);
   pthread_mutex_destroy(&a->rmu);
   kw_dict_destroy(a->review_ix);

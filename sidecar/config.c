@@ -295,6 +295,7 @@ static const cyaml_schema_field_t http_fields[] = {
     STR_FIELD("listen", struct kw_http_cfg, listen),
     CYAML_FIELD_SEQUENCE("tokens", CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL,
                          struct kw_http_cfg, tokens, &http_token_entry, 0, CYAML_UNLIMITED),
+    STRLIST_FIELD("allowed_hosts", struct kw_http_cfg, allowed_hosts),
     CYAML_FIELD_END,
 };
 
@@ -872,6 +873,17 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
                            "at least one day (1d), or 0 to keep calls forever");
   if (c->retention.interval_us < 60LL * 1000000)
     return kw_config_error(c, "retention.interval", err, errlen, "at least one minute (1m)");
+  for (unsigned i = 0; i < c->http.allowed_hosts_count; i++) {
+    const char *h = c->http.allowed_hosts[i];
+    char field[48];
+    snprintf(field, sizeof(field), "http.allowed_hosts.%u", i);
+    if (h[0] == '\0' || strlen(h) > 253 ||
+        strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") !=
+            strlen(h))
+      return kw_config_error(c, field, err, errlen,
+                             "'%s' is not a host name (letters, digits, '-' and '.'; no port)",
+                             h);
+  }
   for (unsigned i = 0; i < c->http.tokens_count; i++) {
     static const char *const roles[] = {"viewer", "responder", NULL};
     struct kw_http_token_cfg *t = &c->http.tokens[i];

@@ -206,6 +206,8 @@ struct kw_http_cfg {
   char *listen;               /* "127.0.0.1:8080"; run: NULL = no server */
   struct kw_http_token_cfg *tokens;
   unsigned tokens_count;
+  char **allowed_hosts;       /* names served in Host besides IP literals and localhost */
+  unsigned allowed_hosts_count;
 };
 
 /* Permission reviews (`keywatch review`, and scheduled in `keywatch run`). */

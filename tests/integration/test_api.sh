@@ -41,6 +41,7 @@ http:
   tokens:
     - {name: alice-viewer, role: viewer, secret: {env: KW_TEST_VIEWER}}
     - {name: bob-responder, role: responder, secret: {file: $T/secrets/responder}}
+  allowed_hosts: [keywatch.internal]
 YAML
 # a key that fires the canary-free default rules: 12 auth failures in a minute, hostile UA
 python3 - "$T/hostile.log" "$HOSTILE_UA" <<'EOF'
@@ -128,6 +129,19 @@ s, h, b = call("POST", "/api/v1/alerts/%d/reopen" % aid, token=responder, body={
                headers={"Origin": "http://127.0.0.1:%s" % port})
 check(s == 200, "POST from the same origin: 200 (%d)" % s)
 
+# ---- DNS rebinding: only an IP literal, localhost or an allowed name in Host
+for host in ("evil.example:%s" % port, "evil.example", "127.0.0.1.evil.example:%s" % port,
+             "[::1", "keywatch.internal.evil:%s" % port):
+    s, h, b = call("GET", "/api/v1/alerts", token=viewer, headers={"Host": host})
+    check(s == 403 and "allowed_hosts" in js(b)["error"] and secure(h),
+          "Host %s: 403, naming http.allowed_hosts (%d)" % (host, s))
+s, h, b = call("GET", "/", headers={"Host": "evil.example"})
+check(s == 403, "... the dashboard page too (%d)" % s)
+for host in ("127.0.0.1:%s" % port, "localhost:%s" % port, "LOCALHOST", "[::1]:%s" % port,
+             "keywatch.internal:%s" % port, "KeyWatch.Internal"):
+    s, h, b = call("GET", "/api/v1/alerts", token=viewer, headers={"Host": host})
+    check(s == 200, "Host %s: 200 (%d)" % (host, s))
+
 # ---- paging
 def pages(path, limit):
     items, cursor, n = [], None, 0
@@ -214,17 +228,17 @@ def raw(data, wait=5.0):
         pass
     so.close()
     return out
-r = raw(b"POST /api/v1/alerts/ack HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+r = raw(b"POST /api/v1/alerts/ack HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 70000\r\n\r\n" + b"{" * 1000)
 check(r.startswith(b"HTTP/1.1 413"), "a 70 kB body: 413 (%s)" % r[:20])
-r = raw(b"GET /api/v1/alerts HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+r = raw(b"GET /api/v1/alerts HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
 check(r.startswith(b"HTTP/1.1 431"), "a 20 kB header: 431 (%s)" % r[:20])
 r = raw(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
 check(r.startswith(b"HTTP/1.1 400"), "garbage: 400 (%s)" % r[:20])
-r = raw(b"GET /ui/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n")
+r = raw(b"GET /ui/../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 check(r.startswith(b"HTTP/1.1 400") or r.startswith(b"HTTP/1.1 404"), "a path escaping with ..: refused (%s)" % r[:20])
-r = raw(b"GET /api/v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + viewer.encode() +
-        b"\r\n\r\nGET /api/v1/keys?limit=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+r = raw(b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " + viewer.encode() +
+        b"\r\n\r\nGET /api/v1/keys?limit=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
         viewer.encode() + b"\r\nConnection: close\r\n\r\n", wait=5)
 check(r.count(b"HTTP/1.1 200") == 2 and r.index(b'"sources"') < r.index(b'"items"'),
       "two pipelined requests: two answers, in order")

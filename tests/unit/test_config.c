@@ -287,6 +287,19 @@ static void test_retention(void **state) {
   kw_config_destroy(c);
 }
 
+static void test_allowed_hosts(void **state) {
+  struct kw_config *c;
+  (void)state;
+  load_fails("http:\n  allowed_hosts: [ok.example, \"bad host\"]\n", 2,
+             "http.allowed_hosts.1", "'bad host'", "no port");
+  load_fails("http:\n  allowed_hosts:\n    - kw.example:8080\n", 3, "http.allowed_hosts.0",
+             "not a host name", NULL);
+  c = load_ok("http:\n  allowed_hosts: [kw.example, keywatch]\n");
+  assert_int_equal(c->http.allowed_hosts_count, 2);
+  assert_string_equal(c->http.allowed_hosts[1], "keywatch");
+  kw_config_destroy(c);
+}
+
 static void test_keys_entry(void **state) {
   (void)state;
   load_fails("keys:\n  - name: a\n    prefix: mb_x\n  - prefix: mb_y\n", 4, "keys.1",
@@ -392,6 +405,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_bad_enum, setup, teardown),
       cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_allowed_hosts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keys_entry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_error_locates, setup, teardown),

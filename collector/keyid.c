@@ -374,10 +374,12 @@ static struct kw_str redact_path(struct kw_keyid *kid, struct kw_str uri, const 
     memcpy(out + o, "\xe2\x80\xa6", 3); /* room: path holds PATH_MAX_STORED + 16 */
     o += 3;
   }
-  /* A key built around the marker ("=REDACTE") can re-form across a replacement: then
-   * nothing of the path is kept. */
+  /* A key built around the marker ("=REDACTE") can re-form across a replacement, raw or
+   * percent-encoded: then nothing of the path is kept.  (redact_encoded() changes the
+   * length exactly when it finds an encoded key: an encoded span is longer than 8.) */
   if (keylen >= 8 && !is_marker(key, keylen) && o >= keylen &&
-      memmem(out, o, key, keylen) != NULL) {
+      (memmem(out, o, key, keylen) != NULL ||
+       (memchr(out, '%', o) != NULL && redact_encoded(kid, o, key, keylen) != o))) {
     memcpy(out, "REDACTED", 8);
     o = 8;
   }

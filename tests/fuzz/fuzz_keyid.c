@@ -15,7 +15,8 @@
  * key (raw and trimmed header values, Authorization credentials, percent-decoded query and
  * $arg_ values, rec->key, "id:"+rec->key_id), finds the one whose fingerprint the call
  * carries (none matching aborts: a key from nowhere), and aborts if those bytes occur in
- * the stored path, the stored user agent or the display prefix.  Exempt: keys under 8
+ * the stored path (also once percent-decoded: a client may escape the key in a path
+ * segment), the stored user agent or the display prefix.  Exempt: keys under 8
  * bytes (keyid.c redacts only keys of 8+ bytes: a 1-byte "key" would erase paths) and the
  * key "REDACTED", which its own placeholder spells.
  * Also asserted: the path stays under its cap, untouched fields pass through, has_query.
@@ -242,12 +243,36 @@ static void leaked(const char *where, const char *key, size_t n) {
   abort();
 }
 
+static int hexdigit(unsigned char c) {
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c |= 0x20;
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* s with each %XX decoded once (as a client's escaping would be undone) into out. */
+static size_t pct_decoded(struct kw_str s, char *out) {
+  size_t n = 0;
+  for (size_t i = 0; i < s.n; n++) {
+    int h, l;
+    if (s.p[i] == '%' && i + 2 < s.n && (h = hexdigit((unsigned char)s.p[i + 1])) >= 0 &&
+        (l = hexdigit((unsigned char)s.p[i + 2])) >= 0) {
+      out[n] = (char)(h << 4 | l);
+      i += 3;
+    } else {
+      out[n] = s.p[i++];
+    }
+  }
+  return n;
+}
+
 static void check(const struct kw_keyid *kid, const struct kw_rec *rec,
                   const struct kw_call *call, int found) {
   static struct cands c;
+  static char dec[PATH_CAP];
   uint8_t f[KW_FP_LEN];
   const char *key = NULL;
-  size_t keylen = 0;
+  size_t keylen = 0, n;
 
   touch(call->path);
   touch(call->user_agent);
@@ -289,6 +314,9 @@ static void check(const struct kw_keyid *kid, const struct kw_rec *rec,
   if (keylen >= 8 && !(keylen == 8 && memcmp(key, "REDACTED", 8) == 0)) {
     if (call->path.n >= keylen && memmem(call->path.p, call->path.n, key, keylen) != NULL)
       leaked("path", key, keylen);
+    if (call->path.n >= keylen && (n = pct_decoded(call->path, dec)) >= keylen &&
+        memmem(dec, n, key, keylen) != NULL)
+      leaked("path, percent-decoded", key, keylen);
     if (call->user_agent.n >= keylen &&
         memmem(call->user_agent.p, call->user_agent.n, key, keylen) != NULL)
       leaked("user agent", key, keylen);

@@ -14,7 +14,9 @@
  Any other ${name} is refused at create(); a "${" not followed by name and "}" is
  * literal text.  The program runs with stdin, stdout and stderr
  * on /dev/null, in a session of its own (so a timeout kills what it started too), with
- * keywatch's environment minus KEYWATCH_SECRET.  One run:
+ * keywatch's environment minus KEYWATCH_SECRET and every variable a secret of the
+ * configuration is read from (another store's credential, an API token, a webhook's
+ * header: kw_keystore_cfg.secret_envs).  One run:
  *
  *   spawn ──exit 0──► DONE     ──exit in gone_exit──► GONE     ──other exit/signal──► RETRY
  *     │     └─timeout (cfg->timeout): SIGKILL to its process group ──exit──► RETRY
@@ -131,17 +133,28 @@ static void free_args(char **args) {
   free(args);
 }
 
-/* keywatch's environment without KEYWATCH_SECRET (the array only: strings borrowed). */
-static char **child_env(void) {
+/* Whether "NAME=value" is the variable name. */
+static bool is_var(const char *entry, const char *name) {
+  size_t n = strlen(name);
+  return strncmp(entry, name, n) == 0 && entry[n] == '=';
+}
+
+/* keywatch's environment without KEYWATCH_SECRET and without every variable another
+ * secret of the configuration is read from (the array only: strings borrowed). */
+static char **child_env(const struct kw_keystore_cfg *cfg) {
   size_t n = 0, o = 0;
   char **env;
   while (environ[n])
     n++;
   if ((env = calloc(n + 1, sizeof(*env))) == NULL)
     return NULL;
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(environ[i], KW_SECRET_ENV "=", sizeof(KW_SECRET_ENV)) != 0)
+  for (size_t i = 0; i < n; i++) {
+    bool secret = is_var(environ[i], KW_SECRET_ENV);
+    for (size_t k = 0; cfg->secret_envs != NULL && cfg->secret_envs[k] != NULL && !secret; k++)
+      secret = is_var(environ[i], cfg->secret_envs[k]);
+    if (!secret)
       env[o++] = environ[i];
+  }
   return env;
 }
 
@@ -335,7 +348,7 @@ static int cmd_revoke(void *ctx, const struct kw_revoke_target *t,
   };
   if ((run = calloc(1, sizeof(*run))) == NULL ||
       (args = calloc(cfg->argv_count + 1, sizeof(*args))) == NULL ||
-      (env = child_env()) == NULL) {
+      (env = child_env(c->cfg)) == NULL) {
     r = KW_ENOMEM;
     goto fail;
   }

@@ -903,6 +903,44 @@ static int validate(struct kw_config *c, char *err, size_t errlen) {
   return validate_responder(c, err, errlen);
 }
 
+/* Lists every environment variable a secret of c comes from, for the key stores that run
+ * commands (which must not inherit them). */
+static int collect_secret_envs(struct kw_config *c) {
+  const struct kw_responder_cfg *rc = &c->responder;
+  size_t n = 0, cap = 1 + 2 * c->http.tokens_count;
+  const char **v;
+
+  for (unsigned i = 0; i < rc->stores_count; i++)
+    cap += 1 + rc->stores[i].headers_count;
+  for (unsigned i = 0; i < c->sinks_count; i++)
+    cap += 1 + c->sinks[i].headers_count;
+  if ((v = calloc(cap, sizeof(*v))) == NULL)
+    return KW_ENOMEM;
+#define ADD(e)                                                                           \
+  do {                                                                                   \
+    if ((e) != NULL)                                                                     \
+      v[n++] = (e);                                                                      \
+  } while (0)
+  for (unsigned i = 0; i < rc->stores_count; i++) {
+    const struct kw_keystore_cfg *k = &rc->stores[i];
+    ADD(k->credential ? k->credential->env : NULL);
+    for (unsigned j = 0; j < k->headers_count; j++)
+      ADD(k->headers[j].secret ? k->headers[j].secret->env : NULL);
+  }
+  for (unsigned i = 0; i < c->http.tokens_count; i++)
+    ADD(c->http.tokens[i].secret ? c->http.tokens[i].secret->env : NULL);
+  for (unsigned i = 0; i < c->sinks_count; i++) {
+    ADD(c->sinks[i].hmac_secret_env);
+    for (unsigned j = 0; j < c->sinks[i].headers_count; j++)
+      ADD(c->sinks[i].headers[j].env);
+  }
+#undef ADD
+  c->secret_envs = v;
+  for (unsigned i = 0; i < rc->stores_count; i++)
+    rc->stores[i].secret_envs = v;
+  return 0;
+}
+
 /* ---- load / free ------------------------------------------------------------------- */
 
 void kw_config_destroy(struct kw_config *cfg) {
@@ -910,6 +948,8 @@ void kw_config_destroy(struct kw_config *cfg) {
     return;
   free(cfg->file);
   cfg->file = NULL;
+  free(cfg->secret_envs);
+  cfg->secret_envs = NULL;
   kw_yaml_free(&top_schema, cfg);
 }
 
@@ -920,7 +960,8 @@ static int finish(struct kw_config *c, const char *path, struct kw_config **out,
     kw_config_destroy(c);
     return KW_ENOMEM;
   }
-  if ((r = apply_defaults(c)) != 0 || (r = validate(c, err, errlen)) != 0) {
+  if ((r = apply_defaults(c)) != 0 || (r = validate(c, err, errlen)) != 0 ||
+      (r = collect_secret_envs(c)) != 0) {
     kw_config_destroy(c);
     return r;
   }

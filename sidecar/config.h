@@ -169,6 +169,9 @@ struct kw_keystore_cfg {
   unsigned gone_exit_count;
   char *timeout;       /* per call (default 5s) */
   int64_t timeout_us;  /* parsed at load */
+  /* set at load: every environment variable a secret of the whole configuration is read
+   * from (NULL-terminated; the strings are the config's) — a command never inherits them */
+  const char *const *secret_envs;
 };
 
 /* Automatic revocation and its safeguards (analyzer/responder.h). */
@@ -254,6 +257,7 @@ struct kw_config {
   struct kw_review_cfg review;
   struct kw_http_cfg http;
   struct kw_retention_cfg retention;
+  const char **secret_envs; /* set at load (see kw_keystore_cfg.secret_envs) */
 };
 
 /* Loads and validates path.  Returns 0 and a new config (free with kw_config_destroy()),

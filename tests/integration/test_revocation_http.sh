@@ -52,6 +52,7 @@ cat >"$T/revoke.sh" <<'EOF'
 #!/bin/sh
 # argv: prefix fingerprint rule — record them, then say "gone" for the second call
 echo "$@" >>"$(dirname "$0")/revoke.calls"
+env >"$(dirname "$0")/revoke.env"
 [ "$(wc -l <"$(dirname "$0")/revoke.calls")" -gt 1 ] && exit 3
 exit 0
 EOF
@@ -86,6 +87,9 @@ responder:
       argv: [$T/revoke.sh, "\${key_prefix}", "\${key_fingerprint}", "\${rule}"]
       gone_exit: [3]
       timeout: 5s
+http:
+  tokens:
+    - {name: ops, role: responder, secret: {env: KW_TEST_API_TOKEN}}
 YAML
 mkdir -p "$T/kw"
 
@@ -145,6 +149,8 @@ check "... naming the field and the fix" \
 chmod 600 "$T/secrets/creds.token"
 
 # ---------------------------------------------------------------- command adapter
+export KW_TEST_API_TOKEN=api-token-never-for-commands-0123456789
+export KW_TEST_HARMLESS=visible
 kw cmd --config "$T/kw.yaml" revoke "${K[3]:0:7}" --store script --json
 expect_eq "revoke through the command adapter exits 0" "$KW_RC" 0
 is_json "$KW_OUT" && expect_eq "... state done" "$(json_get "$KW_OUT" 'j["state"]')" done
@@ -152,6 +158,9 @@ FP3=$("$KEYWATCH" --config "$T/kw.yaml" keys --json | python3 -c 'import json, s
 print(next(k["fingerprint"] for k in json.load(sys.stdin) if k["prefix"] == sys.argv[1]))' "${K[3]:0:7}")
 expect_eq "the command got the placeholders expanded (no shell)" \
   "$(head -1 "$T/revoke.calls")" "${K[3]:0:7} $FP3 manual"
+check "the command does not inherit the API token's variable" bash -c "! grep -q '^KW_TEST_API_TOKEN=' '$T/revoke.env'"
+check "... nor the fingerprint secret" bash -c "! grep -q '^KEYWATCH_SECRET=' '$T/revoke.env'"
+check "... but the rest of the environment" grep -q '^KW_TEST_HARMLESS=visible$' "$T/revoke.env"
 kw cmd2 --config "$T/kw.yaml" revoke "${K[3]:0:7}" --store script --json
 is_json "$KW_OUT" && expect_eq "a gone_exit code: state gone" "$(json_get "$KW_OUT" 'j["state"]')" gone
 

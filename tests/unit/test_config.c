@@ -300,6 +300,30 @@ static void test_allowed_hosts(void **state) {
   kw_config_destroy(c);
 }
 
+/* Every variable a secret comes from, for the command key store to drop. */
+static void test_secret_envs(void **state) {
+  struct kw_config *c;
+  size_t n = 0;
+  (void)state;
+  c = load_ok("responder:\n  stores:\n"
+              "    - {name: mb, type: metabase, url: 'http://127.0.0.1:9',"
+              " credential: {env: MB_ADMIN}}\n"
+              "    - {name: cmd, type: command, argv: [/bin/true]}\n"
+              "sinks:\n  - {type: webhook, url: 'http://127.0.0.1:9/h',"
+              " headers: [{name: Authorization, env: HOOK_TOKEN}], hmac_secret_env: HOOK_HMAC}\n"
+              "http:\n  tokens: [{name: ops, role: viewer, secret: {env: API_TOKEN}}]\n");
+  assert_non_null(c->responder.stores[1].secret_envs);
+  assert_ptr_equal(c->responder.stores[1].secret_envs, c->responder.stores[0].secret_envs);
+  while (c->secret_envs[n] != NULL)
+    n++;
+  assert_int_equal(n, 4);
+  assert_string_equal(c->secret_envs[0], "MB_ADMIN");
+  assert_string_equal(c->secret_envs[1], "API_TOKEN");
+  assert_string_equal(c->secret_envs[2], "HOOK_HMAC");
+  assert_string_equal(c->secret_envs[3], "HOOK_TOKEN");
+  kw_config_destroy(c);
+}
+
 static void test_keys_entry(void **state) {
   (void)state;
   load_fails("keys:\n  - name: a\n    prefix: mb_x\n  - prefix: mb_y\n", 4, "keys.1",
@@ -406,6 +430,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
       cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
       cmocka_unit_test_setup_teardown(test_allowed_hosts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_secret_envs, setup, teardown),
       cmocka_unit_test_setup_teardown(test_keys_entry, setup, teardown),
       cmocka_unit_test_setup_teardown(test_syntax_error, setup, teardown),
       cmocka_unit_test_setup_teardown(test_config_error_locates, setup, teardown),

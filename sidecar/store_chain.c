@@ -339,7 +339,12 @@ int kw_store_prune(struct kw_store *st, int64_t cutoff_us, int64_t max_calls,
     }
     if ((r = link_newest(newest, first, last, &ts)) != 0)
       break;
-    if (ts < 0 || ts >= cutoff_us) /* (no calls: tampered; verify will say so) */
+    if (ts < 0) {
+      p->bad_batch = batch;
+      p->reason = "its calls are missing (deleted)";
+      break;
+    }
+    if (ts >= cutoff_us)
       break;
     if (sqlite3_column_bytes(links, 4) != KW_CHAIN_HASH ||
         sqlite3_column_bytes(links, 5) != KW_CHAIN_HASH ||

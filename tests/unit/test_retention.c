@@ -156,6 +156,24 @@ static void test_prune_stops_at_tampering(void **state) {
   assert_int_equal(kw_store_close(st), 0);
 }
 
+/* A link whose calls were all deleted stops the prune too (and is named). */
+static void test_prune_stops_at_deleted_link(void **state) {
+  struct kw_store *st = store_open(g_db, 0);
+  struct kw_prune p;
+  (void)state;
+
+  fill(st, 4, 5);
+  assert_int_equal(kw_store_close(st), 0);
+  sql_exec(g_db, "DELETE FROM calls WHERE id BETWEEN 6 AND 10"); /* all of link 2 */
+  st = store_open(g_db, 0);
+  assert_int_equal(kw_store_prune(st, T0 + 4 * HOUR, 0, &p), 0);
+  assert_int_equal(kw_store_commit(st), 0);
+  assert_int_equal(p.batches, 1);
+  assert_int_equal(p.bad_batch, 2);
+  assert_non_null(strstr(p.reason, "missing"));
+  assert_int_equal(kw_store_close(st), 0);
+}
+
 /* Edits after a prune: the first link no longer follows the anchor, or the anchor was
  * moved by hand. */
 static void test_verify_after_prune(void **state) {
@@ -313,6 +331,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_prune_prefix, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune_chunks, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune_stops_at_tampering, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_prune_stops_at_deleted_link, setup, teardown),
       cmocka_unit_test_setup_teardown(test_verify_after_prune, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune_all_then_more, setup, teardown),
       cmocka_unit_test_setup_teardown(test_prune_alert_samples, setup, teardown),

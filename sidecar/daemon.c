@@ -138,6 +138,7 @@ struct kw_daemon {
     uint64_t subjects, http_conns, http_size;
   } seen;
   int64_t tampered_batch;   /* a prune stopped here (alerted once) */
+  bool http_restart;        /* start the server again once the old one has closed */
   uv_work_t checkpoint;
   bool checkpointing; /* a checkpoint is running on the thread pool */
   int checkpoint_err;
@@ -336,12 +337,41 @@ static int start_http(struct kw_daemon *d, char *err, size_t errlen) {
   return 0;
 }
 
+static void start_http_logged(struct kw_daemon *d) {
+  char err[512];
+  if (start_http(d, err, sizeof(err)) != 0)
+    kw_log(d->log, KW_LOG_ERROR, "http_failed", "error", err, NULL);
+}
+
 static void on_http_closed(void *arg) {
   struct kw_daemon *d = arg;
   kw_api_destroy(d->api);
   d->api = NULL;
   d->open_handles--;
+  if (d->http_restart && !d->stopping) {
+    d->http_restart = false;
+    start_http_logged(d);
+  }
   maybe_stopped(d);
+}
+
+static void record_limits(struct kw_daemon *d);
+
+/* A reload: the server closes (its bounds' hits recorded first) and starts again from the
+ * new configuration once its socket is closed — a new address, new tokens (re-read, so a
+ * rotated token file takes effect), new allowed hosts. */
+static void restart_http(struct kw_daemon *d) {
+  struct kw_httpd *h = d->httpd;
+  if (h == NULL) {
+    if (!d->http_restart) /* (a restart already waits for the old server to close) */
+      start_http_logged(d);
+    return;
+  }
+  record_limits(d);
+  d->seen.http_conns = d->seen.http_size = 0; /* the new server counts from 0 */
+  d->httpd = NULL;
+  d->http_restart = true;
+  kw_httpd_close(h, on_http_closed, d);
 }
 
 struct retired {
@@ -1221,6 +1251,7 @@ int kw_daemon_reload(struct kw_daemon *d) {
     if (start_responder(d, err, sizeof(err)) != 0)
       kw_log(d->log, KW_LOG_ERROR, "responder_failed", "error", err, NULL);
   }
+  restart_http(d); /* the API copied what it needs (tokens, hosts): it starts from nc */
   stop_reviews(d); /* the scheduler copied what it needs: a new one takes the new file's */
   if (start_reviews(d, err, sizeof(err)) != 0)
     kw_log(d->log, KW_LOG_ERROR, "reviews_failed", "error", err, NULL);

@@ -9,7 +9,8 @@
 #  - alert deliveries beyond retention.outbox_max_pending while two webhooks are down:
 #    the oldest are given up (state overflow) and counted as outbox_pending; the alerts
 #    stay;
-#  - the daemon's HTTP server answers a 20 KiB request head with 431: http_request_size.
+#  - the daemon's HTTP server answers a 20 KiB request head with 431: http_request_size;
+#    after a HUP it listens on the configuration's new address with its new tokens.
 . "$(dirname "$0")/lib.sh"
 
 SAMPLE=$KW_SOURCE_DIR/tests/fixtures/sample/access.log
@@ -95,7 +96,19 @@ expect_eq "run: the good lines are stored" "$(sqlite3 "$T/b.db" 'SELECT count(*)
 curl -s "http://127.0.0.1:$PORT/metrics" >"$T/metrics.txt"
 check "run: /metrics has keywatch_limit_hits_total for line_bytes" grep -qx 'keywatch_limit_hits_total{limit="line_bytes"} 1' "$T/metrics.txt"
 check "run: /metrics has keywatch_limit_hits_total for http_request_size" grep -qx 'keywatch_limit_hits_total{limit="http_request_size"} 1' "$T/metrics.txt"
+# A reload moves the server to the new address, with the new tokens; counts go on.
+PORT2=$(kw_free_port)
+KW_TEST_TOKEN=reloaded-token-0123456789abcdef
+(umask 077 && echo "$KW_TEST_TOKEN" >"$T/token")
+printf 'http:\n  listen: 127.0.0.1:%s\n  tokens: [{name: t, role: viewer, secret: {file: %s}}]\n' "$PORT2" "$T/token" >"$T/run.yaml"
+kill -HUP "$KW_RUN_PID"
+kw_wait_port "$PORT2" 10 "$KW_RUN_PID" || fail "reload: the server listens on the new port"
+check "reload: the old port is closed" bash -c "! (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null"
+expect_eq "reload: the new tokens are in force" "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT2/api/v1/status")" 401
+curl -s -H "Authorization: Bearer $KW_TEST_TOKEN" "http://127.0.0.1:$PORT2/api/v1/status" >"$T/api_status2.json"
+expect_eq "reload: the counts go on" "$(limit_of "$T/api_status2.json" http_request_size)" 1
 kw_run_stop TERM
 expect_eq "run: exit 0" "$KW_RUN_RC" 0
 check "run: the daemon logged the bound" grep -q "event=limit_hit limit=line_bytes hits=1" "$T/out/run.err"
+check "run: the daemon logged the new address" grep -q "event=http_listening address=127.0.0.1:$PORT2" "$T/out/run.err"
 kw_finish

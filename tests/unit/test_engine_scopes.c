@@ -1,11 +1,15 @@
 /* test_engine_scopes.c — scope_violation with grants by key-store group and permission
  * (analyzer/engine.c, kw_engine_set_key_attrs()), the built-in scope catalogues in the
  * engine, and the path from the store's key inventory to the engine
- * (kw_store_key_attrs(), kw_pipeline_enable_rules()).
+ * (kw_store_key_attrs(), kw_pipeline_enable_rules()).  Grants by key, with the wording
+ * and severity of the firings, come first (test_scope_violation).
  *
  * Each test writes its pack into a fresh temp directory, drives the engine with synthetic
  * calls (endpoint templates from kw_endpoint_template(), as the pipeline makes them) and
  * counts firings per key.  Every case that must fire has a near miss that must not.
+ * test_scope_violation runs on the engine fixture of kwtest_engine.h (its firing log); the
+ * others count the scope rule's firings per key themselves, with the calls, key
+ * fingerprints and time units of kwtest_engine.h.
  * Thread: main only.
  */
 #include <setjmp.h>
@@ -21,6 +25,7 @@
 #include "analyzer/endpoint.h"
 #include "analyzer/engine.h"
 #include "analyzer/rules.h"
+#include "sidecar/alerts.h"
 #include "sidecar/call.h"
 #include "sidecar/config.h"
 #include "sidecar/err.h"
@@ -29,12 +34,11 @@
 #include "sidecar/revocations.h"
 #include "sidecar/store.h"
 
+#include "kwtest_engine.h"
 #include "kwtest_files.h"
 
-#define T0 1762128000000000LL /* Monday 2025-11-03 00:00:00 UTC, in µs */
-#define MIN 60000000LL
+#define T0 AT(0) /* Monday 2025-11-03 00:00:00 UTC, in µs */
 
-static char g_dir[64];
 static char g_pack[128];
 static struct kw_ruleset *g_rs;
 static struct kw_engine *g_e;
@@ -83,17 +87,12 @@ static void on_fire(const struct kw_firing *f, const struct kw_rule *rule, void 
     snprintf(g_fired[g_nfired++], sizeof(g_fired[0]), "%s", f->prefix);
 }
 
-static size_t fired(const char *prefix) {
+/* Firings of the scope rule for key prefix (since the test's setup). */
+static size_t scope_fired(const char *prefix) {
   size_t n = 0;
   for (size_t i = 0; i < g_nfired; i++)
     n += strcmp(g_fired[i], prefix) == 0;
   return n;
-}
-
-/* A key's fingerprint here: its name's bytes. */
-static void key_fp(const char *key, uint8_t fp[KW_FP_LEN]) {
-  memset(fp, 0, KW_FP_LEN);
-  memcpy(fp, key, strlen(key) < KW_FP_LEN ? strlen(key) : KW_FP_LEN);
 }
 
 static void attrs(const char *key, const char *group, const char *permission) {
@@ -102,25 +101,12 @@ static void attrs(const char *key, const char *group, const char *permission) {
   assert_int_equal(kw_engine_set_key_attrs(g_e, fp, group, permission), 0);
 }
 
-/* One call of key at T0 + minute; returns the firings. */
+/* One call of key at T0 + minute from 10.1.2.3, answered 200; returns the firings. */
 static int call(struct kw_engine *e, int minute, const char *key, const char *method,
                 const char *path) {
   char ep[KW_ENDPOINT_MAX + 1];
   struct kw_call c;
-  size_t n;
-  memset(&c, 0, sizeof(c));
-  c.ts_us = T0 + minute * MIN;
-  c.has_key = true;
-  key_fp(key, c.fp);
-  snprintf(c.prefix, sizeof(c.prefix), "%.7s", key);
-  kw_addr_parse("10.1.2.3", 8, &c.client);
-  c.method = kw_str_make(method, strlen(method));
-  c.path = kw_str_make(path, strlen(path));
-  n = kw_endpoint_template(path, strlen(path), ep);
-  c.endpoint = kw_str_make(ep, n);
-  c.status = 200;
-  c.req_bytes = c.resp_bytes = c.latency_us = -1;
-  c.user_agent = kw_str_make("t/1", 3);
+  call_fill(&c, ep, T0 + minute * MIN, key, "10.1.2.3", method, path, 200, -1, "t/1");
   return kw_engine_call(e, &c, on_fire, NULL);
 }
 
@@ -131,6 +117,52 @@ static int call(struct kw_engine *e, int minute, const char *key, const char *me
     if (got_ != (n))                                                                       \
       fail_msg("%s %s %s: %d firings, expected %d", key, method, path, got_, (int)(n));    \
   } while (0)
+
+/* ---- scope_violation ---------------------------------------------------------------- */
+
+static void test_scope_violation(void **state) {
+  struct env v;
+  (void)state;
+  env_open(&v, "rules:\n"
+               "  - {id: scope, type: scope_violation, severity: high}\n"
+               "scopes:\n"
+               "  - {name: read, endpoints: [\"GET /api/**\"]}\n"
+               "  - {name: cards, endpoints: [\"POST /api/card\", \"PUT /api/card/*\"]}\n"
+               "grants:\n"
+               "  - {keys: [mb_Read], scopes: [read]}\n"
+               "  - {keys: [mb_Writ], scopes: [read, cards]}\n",
+           NULL);
+  /* within the grant */
+  get(v.e, AT(0), "mb_Read", "10.1.2.3", "/api/card/1");
+  get(v.e, AT(0), "mb_Read", "10.1.2.3", "/api/dashboard/7/cards");
+  hit(v.e, AT(0), "mb_Writ", "10.1.2.3", "POST", "/api/card", 200, 10, "c/1");
+  hit(v.e, AT(0), "mb_Writ", "10.1.2.3", "PUT", "/api/card/12", 200, 10, "c/1");
+  /* a key without any grant is not judged */
+  hit(v.e, AT(0), "mb_Nogr", "10.1.2.3", "DELETE", "/api/card/12", 200, 10, "c/1");
+  EXPECT_FIRED("scope", NULL, 0);
+  /* outside: a read key writing, a card writer deleting */
+  hit(v.e, AT(MIN), "mb_Read", "10.1.2.3", "POST", "/api/card", 200, 10, "c/1");
+  EXPECT_FIRED("scope", "mb_Read", 1);
+  assert_non_null(strstr(first("scope")->summary, "POST /api/card"));
+  assert_non_null(strstr(first("scope")->summary, "succeeded"));
+  assert_int_equal(first("scope")->severity, KW_SEV_HIGH);
+  hit(v.e, AT(MIN), "mb_Writ", "10.1.2.3", "DELETE", "/api/card/12", 403, 10, "c/1");
+  EXPECT_FIRED("scope", "mb_Writ", 1);
+  assert_non_null(strstr(g_f[1].summary, "refused"));
+  /* outside of /api/ entirely */
+  get(v.e, AT(3 * MIN), "mb_Read", "10.1.2.3", "/internal/metrics");
+  EXPECT_FIRED("scope", "mb_Read", 2);
+  env_close(&v);
+}
+
+/* test_scope_violation runs on the engine fixture alone: group_setup() makes its temp
+ * directory and firing log, this teardown frees what it left open, then those. */
+static int env_group_teardown(void **state) {
+  int rc = env_teardown(state);
+  return group_teardown(state) != 0 ? -1 : rc;
+}
+
+/* ---- grants by group and permission -------------------------------------------------- */
 
 static const char GROUPS_PACK[] =
     "rules:\n"
@@ -165,8 +197,10 @@ static void test_group_and_permission_grants(void **state) {
   EXPECT("mb_Keyw", "GET", "/api/card/1", 0);
   EXPECT("mb_Keyw", "POST", "/api/card", 0);
   EXPECT("mb_Keyw", "DELETE", "/api/card/1", 1);
-  assert_int_equal(fired("mb_Anal") + fired("mb_Edit") + fired("st_Read") + fired("mb_Keyw"), 4);
-  assert_int_equal(fired("mb_Near") + fired("st_Nrrw"), 0);
+  assert_int_equal(scope_fired("mb_Anal") + scope_fired("mb_Edit") + scope_fired("st_Read") +
+                       scope_fired("mb_Keyw"),
+                   4);
+  assert_int_equal(scope_fired("mb_Near") + scope_fired("st_Nrrw"), 0);
 }
 
 /* Attributes that arrive after the key's first call apply from then on; a second call
@@ -378,6 +412,7 @@ static void test_inventory_to_engine(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_scope_violation, group_setup, env_group_teardown),
       cmocka_unit_test_setup_teardown(test_group_and_permission_grants, setup, teardown),
       cmocka_unit_test_setup_teardown(test_attrs_after_first_call, setup, teardown),
       cmocka_unit_test_setup_teardown(test_metabase_catalogue, setup, teardown),

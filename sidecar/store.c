@@ -2,9 +2,10 @@
  *
  * Write path, per call: four dictionary lookups in memory (endpoint, client, agent, host;
  * a miss costs one upsert), one key lookup by fingerprint, one INSERT into calls, and an
- * in-memory update of the batch aggregates (per key; per key × endpoint; per key × client;
- * per source, with its calls by status class).  kw_store_commit() writes the aggregates
- * with one upsert per distinct row and commits.
+ * in-memory update of the batch aggregates (per key × endpoint × day; per key × hour; per
+ * key × client; per source, with its calls by status class).  kw_store_commit() sums the
+ * per-key and per key × endpoint rows from the first two, writes the aggregates with one
+ * upsert per distinct row and commits.
  *
  * Invariants:
  *  - st->in_tx is true exactly while a transaction opened by this store is open;
@@ -268,9 +269,9 @@ static const char *const stmt_sql[S_COUNT] = {
                      " started = ?2, heartbeat = ?3, config = ?4",
 };
 
-/* Batch aggregate: per key, per key × endpoint, per key × client, per source. */
+/* Batch aggregate: one row of a rollup table, summed over the open batch. */
 struct agg {
-  int64_t a, b;       /* the row's ids (key; key+endpoint; key+client; source) */
+  int64_t a, b;       /* the row's ids (see the aggsets in struct kw_store) */
   int64_t calls, errors, bytes;
   int64_t first, last;
   union {
@@ -284,8 +285,12 @@ struct agg {
   };
 };
 
+/* Rows by (a, b): v in order of first use, and an open-addressing index over it.
+ * Invariants: nslots is 0 or a power of two with n <= nslots / 2; slots[i] is 0 when
+ * empty, else 1 + the position in v of the row whose hash probes through i. */
 struct aggset {
-  struct kw_dict *index; /* (a, b) → position in v */
+  uint32_t *slots;
+  size_t nslots;
   struct agg *v;
   size_t n, cap;
 };
@@ -296,9 +301,11 @@ struct kw_store {
   bool rdonly, in_tx;
   size_t pending;
   struct kw_dict *d_endpoint, *d_client, *d_agent, *d_host, *d_key;
-  struct aggset keys, key_eps, key_cls, sources;
-  struct aggset key_ep_days; /* (key, endpoint << 24 | day) */
-  struct aggset key_hours;   /* (key, hour) */
+  /* Filled per call: (key, endpoint << 24 | day), (key, hour), (key, client), (source, 0).
+   * key_endpoints and keys are summed from the first two at commit, into key_eps
+   * (key, endpoint) and keys (key, 0): one lookup per call serves two tables each. */
+  struct aggset key_ep_days, key_hours, key_cls, sources;
+  struct aggset key_eps, keys;
   /* the hash chain: the link being built for the open batch */
   struct kw_chain *chain;
   uint8_t chain_prev[KW_CHAIN_HASH]; /* hash of the last committed link */
@@ -315,11 +322,43 @@ const char *kw_store_errmsg(const struct kw_store *st) {
 
 /* ---- aggregates -------------------------------------------------------------------- */
 
-static struct agg *agg_get(struct aggset *s, int64_t a, int64_t b) {
-  int64_t k[2] = {a, b}, pos;
+/* Ids are small integers: one multiply-add-multiply spreads them over the high bits. */
+static inline size_t agg_hash(int64_t a, int64_t b) {
+  uint64_t h = ((uint64_t)a * UINT64_C(0x9e3779b97f4a7c15) + (uint64_t)b) *
+               UINT64_C(0xc2b2ae3d27d4eb4f);
+  return (size_t)(h >> 32 ^ h);
+}
 
-  if (kw_dict_get(s->index, k, sizeof(k), &pos))
-    return &s->v[pos];
+/* Rebuilds the index with nslots slots (a power of two). */
+static int agg_rehash(struct aggset *s, size_t nslots) {
+  uint32_t *slots = calloc(nslots, sizeof(*slots));
+  if (slots == NULL)
+    return KW_ENOMEM;
+  for (size_t p = 0; p < s->n; p++) {
+    size_t i = agg_hash(s->v[p].a, s->v[p].b) & (nslots - 1);
+    while (slots[i] != 0)
+      i = (i + 1) & (nslots - 1);
+    slots[i] = (uint32_t)(p + 1);
+  }
+  free(s->slots);
+  s->slots = slots;
+  s->nslots = nslots;
+  return 0;
+}
+
+/* The row (a, b), added zeroed when new; NULL when out of memory.  The pointer is valid
+ * until the next agg_get() on s.  A batch holds at most batch_rows (<= 1,000,000) calls,
+ * so n stays far below UINT32_MAX. */
+static struct agg *agg_get(struct aggset *s, int64_t a, int64_t b) {
+  size_t i, mask = s->nslots - 1;
+
+  if (s->nslots > 0) {
+    for (i = agg_hash(a, b) & mask; s->slots[i] != 0; i = (i + 1) & mask) {
+      struct agg *g = &s->v[s->slots[i] - 1];
+      if (g->a == a && g->b == b)
+        return g;
+    }
+  }
   if (s->n == s->cap) {
     size_t cap = s->cap ? s->cap * 2 : 256;
     struct agg *v = realloc(s->v, cap * sizeof(*v));
@@ -328,20 +367,26 @@ static struct agg *agg_get(struct aggset *s, int64_t a, int64_t b) {
     s->v = v;
     s->cap = cap;
   }
-  /* The batch never holds more distinct rows than DICT_MAX: commit happens long before. */
-  if (kw_dict_put(s->index, k, sizeof(k), (int64_t)s->n) != 0)
-    return NULL;
+  if ((s->n + 1) * 2 > s->nslots) {
+    if (agg_rehash(s, s->nslots ? s->nslots * 2 : 1024) != 0)
+      return NULL;
+    mask = s->nslots - 1;
+  }
+  for (i = agg_hash(a, b) & mask; s->slots[i] != 0; i = (i + 1) & mask)
+    ;
+  s->slots[i] = (uint32_t)(s->n + 1);
   s->v[s->n] = (struct agg){.a = a, .b = b, .first = INT64_MAX, .last = INT64_MIN};
   return &s->v[s->n++];
 }
 
 static void agg_reset(struct aggset *s) {
+  if (s->n > 0)
+    memset(s->slots, 0, s->nslots * sizeof(*s->slots));
   s->n = 0;
-  kw_dict_clear(s->index);
 }
 
 static void agg_free(struct aggset *s) {
-  kw_dict_destroy(s->index);
+  free(s->slots);
   free(s->v);
 }
 
@@ -353,6 +398,17 @@ static void agg_add(struct agg *g, int64_t ts, bool error, int64_t bytes) {
     g->first = ts;
   if (ts > g->last)
     g->last = ts;
+}
+
+/* Adds the calls, errors, bytes and time span of src to g. */
+static void agg_merge(struct agg *g, const struct agg *src) {
+  g->calls += src->calls;
+  g->errors += src->errors;
+  g->bytes += src->bytes;
+  if (src->first < g->first)
+    g->first = src->first;
+  if (src->last > g->last)
+    g->last = src->last;
 }
 
 /* ---- open / close ------------------------------------------------------------------ */
@@ -500,12 +556,7 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
   }
   if (kw_dict_create(DICT_MAX, &st->d_endpoint) || kw_dict_create(DICT_MAX, &st->d_client) ||
       kw_dict_create(DICT_MAX, &st->d_agent) || kw_dict_create(DICT_MAX, &st->d_host) ||
-      kw_dict_create(DICT_MAX, &st->d_key) || kw_dict_create(DICT_MAX, &st->keys.index) ||
-      kw_dict_create(DICT_MAX, &st->key_eps.index) ||
-      kw_dict_create(DICT_MAX, &st->key_cls.index) ||
-      kw_dict_create(DICT_MAX, &st->key_ep_days.index) ||
-      kw_dict_create(DICT_MAX, &st->key_hours.index) ||
-      kw_dict_create(DICT_MAX, &st->sources.index)) {
+      kw_dict_create(DICT_MAX, &st->d_key)) {
     r = KW_ENOMEM;
     goto fail;
   }
@@ -760,12 +811,6 @@ int kw_store_add_call(struct kw_store *st, const struct kw_call *c) {
   g->calls++;
   g->classes[kw_store_status_class(c->status)]++;
   if (key >= 0) {
-    if ((g = agg_get(&st->keys, key, 0)) == NULL)
-      return KW_ENOMEM;
-    agg_add(g, c->ts_us, error, c->resp_bytes);
-    if ((g = agg_get(&st->key_eps, key, ep)) == NULL)
-      return KW_ENOMEM;
-    agg_add(g, c->ts_us, error, c->resp_bytes);
     if ((g = agg_get(&st->key_hours, key, c->ts_us / HOUR_US)) == NULL)
       return KW_ENOMEM;
     agg_add(g, c->ts_us, error, c->resp_bytes);
@@ -801,8 +846,30 @@ size_t kw_store_pending(const struct kw_store *st) { return st->pending; }
 
 bool kw_store_in_batch(const struct kw_store *st) { return st->in_tx; }
 
+/* Sums the batch's per-key rows from key_hours and its key × endpoint rows from
+ * key_ep_days (the same calls, grouped finer). */
+static int sum_aggs(struct kw_store *st) {
+  struct agg *g;
+  for (size_t i = 0; i < st->key_hours.n; i++) {
+    if ((g = agg_get(&st->keys, st->key_hours.v[i].a, 0)) == NULL)
+      return KW_ENOMEM;
+    agg_merge(g, &st->key_hours.v[i]);
+  }
+  for (size_t i = 0; i < st->key_ep_days.n; i++) {
+    const struct agg *d = &st->key_ep_days.v[i];
+    if ((g = agg_get(&st->key_eps, d->a, d->b >> 24)) == NULL)
+      return KW_ENOMEM;
+    agg_merge(g, d);
+  }
+  return 0;
+}
+
 static int flush_aggs(struct kw_store *st) {
   sqlite3_stmt *s;
+  int r;
+
+  if ((r = sum_aggs(st)) != 0)
+    return r;
 
   s = st->stmt[S_UPD_KEY];
   for (size_t i = 0; i < st->keys.n; i++) {

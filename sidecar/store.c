@@ -36,6 +36,8 @@
 #define DAY_US (86400LL * 1000000) /* rollups per UTC day */
 #define HOUR_US (3600LL * 1000000)
 #define KW_ENDPOINT_KEY_MAX 320 /* "METHOD template" as a cache key */
+#define CALL_ROWS 32  /* calls per multi-row INSERT (CALL_ROWS * CALL_COLS bound parameters) */
+#define CALL_COLS 13
 
 /* Migrations: entry i moves the schema from version i to i + 1. */
 static const char *const migrations[] = {
@@ -204,17 +206,24 @@ enum stmt_id {
   S_INS_CALL, S_UPS_ENDPOINT, S_UPS_CLIENT, S_UPS_AGENT, S_UPS_HOST, S_UPS_KEY,
   S_UPD_KEY, S_UPS_KEY_EP, S_UPS_KEY_CL, S_UPD_SOURCE,
   S_DEL_POS, S_INS_POS, S_INS_GAP, S_UPS_STATUS, S_UPS_DAEMON, S_INS_LINK, S_UPS_KEY_EP_DAY,
-  S_UPS_SOURCE_CLASS, S_UPS_KEY_HOUR,
+  S_UPS_SOURCE_CLASS, S_UPS_KEY_HOUR, S_INS_CALLS,
   S_COUNT
 };
+
+/* The CALL_COLS columns a call is inserted with. */
+#define CALLS_INTO " INTO calls(ts, key_id, client_id, endpoint_id, path, status," \
+                   " req_bytes, resp_bytes, latency_us, agent_id, host_id, source_id, flags)"
 
 static const char *const stmt_sql[S_COUNT] = {
     [S_BEGIN] = "BEGIN",
     [S_COMMIT] = "COMMIT",
     [S_ROLLBACK] = "ROLLBACK",
-    [S_INS_CALL] = "INSERT INTO calls(ts, key_id, client_id, endpoint_id, path, status,"
-                   " req_bytes, resp_bytes, latency_us, agent_id, host_id, source_id, flags)"
-                   " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [S_INS_CALL] = "INSERT" CALLS_INTO " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    /* CALL_ROWS rows: built by calls_sql().  OR FAIL: a failing row leaves the rows before
+     * it in the open batch (which the caller then abandons), and so SQLite needs no
+     * statement journal for a multi-row INSERT.  No row can fail a constraint: every NOT
+     * NULL column is bound a value and the id is SQLite's. */
+    [S_INS_CALLS] = NULL,
     [S_UPS_ENDPOINT] = "INSERT INTO endpoints(method, template) VALUES(?, ?)"
                        " ON CONFLICT(method, template) DO UPDATE SET method = excluded.method"
                        " RETURNING id",
@@ -295,6 +304,14 @@ struct aggset {
   size_t n, cap;
 };
 
+/* A call waiting for the next multi-row INSERT: its columns, NULL as -1 where optional,
+ * and its path in the store's path arena. */
+struct pending_call {
+  int64_t id, ts, key, client, endpoint, status, req, resp, latency, agent, host, source;
+  int flags;
+  size_t path_off, path_len;
+};
+
 struct kw_store {
   sqlite3 *db;
   sqlite3_stmt *stmt[S_COUNT];
@@ -310,6 +327,20 @@ struct kw_store {
   struct kw_chain *chain;
   uint8_t chain_prev[KW_CHAIN_HASH]; /* hash of the last committed link */
   int64_t link_first, link_last, link_calls;
+  /* Calls inserted CALL_ROWS at a time.  next_call is the id SQLite will give the next
+   * call (max(id) + 1: calls has no AUTOINCREMENT), learnt from the first call of a batch,
+   * which is inserted alone, and forgotten (0) whenever other statements may run
+   * (kw__store_db()).  Invariants: npend > 0 only when next_call > 0, and the pending
+   * calls' ids are next_call - npend .. next_call - 1; while npend > 0 no statement
+   * reads or writes calls (only kw_store_add_call()'s dictionary upserts run, and other
+   * files' statements go through kw__store_db(), which flushes); call_err is the first
+   * failure of a flush that no caller could be told of, and fails the batch. */
+  struct pending_call pend[CALL_ROWS];
+  size_t npend;
+  char *paths;
+  size_t paths_len, paths_cap;
+  int64_t next_call;
+  int call_err;
   int64_t dict_resets; /* full dictionary caches forgotten, not yet committed as hits */
   char err[256]; /* SQLite's message for the last failed commit (a rollback replaces it) */
 };
@@ -465,6 +496,19 @@ static int migrate(struct kw_store *st, char *err, size_t errlen) {
   return 0;
 }
 
+/* The multi-row INSERT of S_INS_CALLS, written into buf. */
+static const char *calls_sql(char *buf, size_t len) {
+  size_t n = (size_t)snprintf(buf, len, "%s", "INSERT OR FAIL" CALLS_INTO " VALUES");
+  for (int r = 0; r < CALL_ROWS && n < len; r++) {
+    n += (size_t)snprintf(buf + n, len - n, "%s(", r ? "," : "");
+    for (int c = 0; c < CALL_COLS && n < len; c++)
+      n += (size_t)snprintf(buf + n, len - n, "%s?", c ? "," : "");
+    if (n < len)
+      n += (size_t)snprintf(buf + n, len - n, ")");
+  }
+  return buf;
+}
+
 int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
                   size_t errlen) {
   struct kw_store *st;
@@ -530,7 +574,9 @@ int kw_store_open(const char *path, int flags, struct kw_store **out, char *err,
   if ((r = migrate(st, err, errlen)) != 0)
     goto fail;
   for (int i = 0; i < S_COUNT; i++) {
-    if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
+    char many[sizeof(CALLS_INTO) + 32 + CALL_ROWS * (2 * CALL_COLS + 8)];
+    const char *sql = i == S_INS_CALLS ? calls_sql(many, sizeof(many)) : stmt_sql[i];
+    if (sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->stmt[i],
                            NULL) != SQLITE_OK) {
       snprintf(err, errlen, "cannot prepare statement: %s", sqlite3_errmsg(st->db));
       r = KW_ESTORE;
@@ -599,6 +645,7 @@ int kw_store_close(struct kw_store *st) {
   if (sqlite3_close(st->db) != SQLITE_OK)
     r = KW_ESTORE;
   kw_chain_destroy(st->chain);
+  free(st->paths);
   kw_dict_destroy(st->d_endpoint);
   kw_dict_destroy(st->d_client);
   kw_dict_destroy(st->d_agent);
@@ -720,12 +767,12 @@ static void bind_opt(sqlite3_stmt *s, int i, int64_t v) {
     sqlite3_bind_null(s, i);
 }
 
-/* Adds the call just inserted to the open batch's link, encoded from the values stored
- * (the method and endpoint as endpoint_id() keeps them, empty strings for absent text). */
-static int chain_add(struct kw_store *st, const struct kw_call *c) {
+/* Adds call id to the open batch's link, encoded from the values stored (the method and
+ * endpoint as endpoint_id() keeps them, empty strings for absent text). */
+static int chain_add(struct kw_store *st, const struct kw_call *c, int64_t id) {
   struct kw_str m = c->method.n ? c->method : kw_str_make("-", 1);
   struct kw_chain_row row = {
-      .id = sqlite3_last_insert_rowid(st->db),
+      .id = id,
       .ts_us = c->ts_us,
       .fp = c->has_key ? c->fp : NULL,
       .client = c->client,
@@ -771,15 +818,87 @@ static int chain_link(struct kw_store *st, uint8_t *hash) {
   return step_done(st, s);
 }
 
+static void bind_call(sqlite3_stmt *s, int i, const struct pending_call *p,
+                      const char *path) {
+  sqlite3_bind_int64(s, i + 1, p->ts);
+  bind_opt(s, i + 2, p->key);
+  bind_opt(s, i + 3, p->client);
+  sqlite3_bind_int64(s, i + 4, p->endpoint);
+  sqlite3_bind_text(s, i + 5, path, (int)p->path_len, SQLITE_STATIC);
+  sqlite3_bind_int64(s, i + 6, p->status);
+  bind_opt(s, i + 7, p->req);
+  bind_opt(s, i + 8, p->resp);
+  bind_opt(s, i + 9, p->latency);
+  bind_opt(s, i + 10, p->agent);
+  bind_opt(s, i + 11, p->host);
+  sqlite3_bind_int64(s, i + 12, p->source);
+  sqlite3_bind_int(s, i + 13, p->flags);
+}
+
+/* Inserts the pending calls: CALL_ROWS in one statement, fewer one by one.  Each must get
+ * the id it was hashed with; KW_ESTORE otherwise, and the open batch then fails. */
+static int flush_calls(struct kw_store *st) {
+  const char *paths = st->paths ? st->paths : "";
+  size_t n = st->npend;
+  int r = 0;
+
+  if (n == 0)
+    return 0;
+  st->npend = 0;
+  st->paths_len = 0;
+  if (n == CALL_ROWS) {
+    sqlite3_stmt *s = st->stmt[S_INS_CALLS];
+    for (size_t i = 0; i < n; i++)
+      bind_call(s, (int)i * CALL_COLS, &st->pend[i], paths + st->pend[i].path_off);
+    r = step_done(st, s);
+  } else {
+    for (size_t i = 0; i < n && r == 0; i++) {
+      bind_call(st->stmt[S_INS_CALL], 0, &st->pend[i], paths + st->pend[i].path_off);
+      r = step_done(st, st->stmt[S_INS_CALL]);
+    }
+  }
+  if (r == 0 && sqlite3_last_insert_rowid(st->db) != st->pend[n - 1].id) {
+    snprintf(st->err, sizeof(st->err), "calls were stored under other ids than hashed");
+    r = KW_ESTORE;
+  }
+  if (r != 0 && st->call_err == 0) /* the link has them: the batch cannot commit */
+    st->call_err = r;
+  return r;
+}
+
+/* Queues call p for flush_calls(), copying its path: the caller's line goes away.  Out
+ * of memory, nothing is queued. */
+static int queue_call(struct kw_store *st, struct pending_call *p, struct kw_str path) {
+  if (st->paths_len + path.n > st->paths_cap) {
+    size_t cap = st->paths_cap ? st->paths_cap : 4096;
+    while (cap < st->paths_len + path.n)
+      cap *= 2;
+    char *a = realloc(st->paths, cap);
+    if (a == NULL)
+      return KW_ENOMEM;
+    st->paths = a;
+    st->paths_cap = cap;
+  }
+  if (path.n > 0)
+    memcpy(st->paths + st->paths_len, path.p, path.n);
+  p->path_off = st->paths_len;
+  p->path_len = path.n;
+  st->paths_len += path.n;
+  st->pend[st->npend++] = *p;
+  return st->npend == CALL_ROWS ? flush_calls(st) : 0;
+}
+
 int kw_store_add_call(struct kw_store *st, const struct kw_call *c) {
-  sqlite3_stmt *s = st->stmt[S_INS_CALL];
   int64_t ep, cl = -1, ag = -1, ho = -1, key = -1;
   bool error = c->status >= 400 || c->status == 0;
+  struct pending_call p;
   struct agg *g;
   int r;
 
   if (st->rdonly)
     return KW_EINVAL;
+  if (st->call_err != 0)
+    return st->call_err;
   if ((r = begin(st)) != 0)
     return r;
   if ((r = endpoint_id(st, c, &ep)) != 0 ||
@@ -788,22 +907,25 @@ int kw_store_add_call(struct kw_store *st, const struct kw_call *c) {
       (c->host.n && (r = text_id(st, st->d_host, S_UPS_HOST, c->host, &ho)) != 0) ||
       (c->has_key && (r = key_id(st, c, &key)) != 0))
     return r;
-  sqlite3_bind_int64(s, 1, c->ts_us);
-  bind_opt(s, 2, key);
-  bind_opt(s, 3, cl);
-  sqlite3_bind_int64(s, 4, ep);
-  sqlite3_bind_text(s, 5, c->path.p ? c->path.p : "", (int)c->path.n, SQLITE_STATIC);
-  sqlite3_bind_int(s, 6, c->status);
-  bind_opt(s, 7, c->req_bytes);
-  bind_opt(s, 8, c->resp_bytes);
-  bind_opt(s, 9, c->latency_us);
-  bind_opt(s, 10, ag);
-  bind_opt(s, 11, ho);
-  sqlite3_bind_int64(s, 12, c->source_id);
-  sqlite3_bind_int(s, 13, c->has_query ? 1 : 0);
-  if (step_done(st, s) != 0)
-    return KW_ESTORE;
-  if ((r = chain_add(st, c)) != 0)
+  p = (struct pending_call){
+      .ts = c->ts_us, .key = key, .client = cl, .endpoint = ep, .status = c->status,
+      .req = c->req_bytes, .resp = c->resp_bytes, .latency = c->latency_us, .agent = ag,
+      .host = ho, .source = c->source_id, .flags = c->has_query ? 1 : 0,
+      .path_len = c->path.n,
+  };
+  if (st->next_call > 0) {
+    p.id = st->next_call;
+    if ((r = queue_call(st, &p, c->path)) != 0)
+      return r;
+    st->next_call++;
+  } else { /* the first call since other statements could run: learn its id */
+    bind_call(st->stmt[S_INS_CALL], 0, &p, c->path.p ? c->path.p : "");
+    if (step_done(st, st->stmt[S_INS_CALL]) != 0)
+      return KW_ESTORE;
+    p.id = sqlite3_last_insert_rowid(st->db);
+    st->next_call = p.id + 1;
+  }
+  if ((r = chain_add(st, c, p.id)) != 0)
     return r;
   st->pending++;
   if ((g = agg_get(&st->sources, c->source_id, 0)) == NULL)
@@ -962,7 +1084,11 @@ int kw_store_commit(struct kw_store *st) {
   if (!st->in_tx)
     return 0;
   uint8_t link[KW_CHAIN_HASH];
-  r = flush_aggs(st);
+  r = flush_calls(st);
+  if (r == 0)
+    r = st->call_err;
+  if (r == 0)
+    r = flush_aggs(st);
   if (r == 0 && st->dict_resets > 0 &&
       (r = kw_store_add_limit_hits(st, "store_dictionary_cache", st->dict_resets)) == 0)
     st->dict_resets = 0;
@@ -984,6 +1110,10 @@ int kw_store_commit(struct kw_store *st) {
   st->link_calls = 0;
   st->in_tx = false;
   st->pending = 0;
+  st->npend = 0;
+  st->paths_len = 0;
+  st->next_call = 0;
+  st->call_err = 0;
   agg_reset(&st->keys);
   agg_reset(&st->key_eps);
   agg_reset(&st->key_cls);
@@ -1035,7 +1165,13 @@ int kw_store_name_key(struct kw_store *st, const uint8_t *fp, const char *prefix
   return n < 0 ? KW_ESTORE : n;
 }
 
-sqlite3 *kw__store_db(struct kw_store *st) { return st->db; }
+/* Other files' statements may read calls or insert elsewhere: the pending calls go in
+ * first, and the next call learns its id again. */
+sqlite3 *kw__store_db(struct kw_store *st) {
+  flush_calls(st); /* a failure fails the batch (call_err) */
+  st->next_call = 0;
+  return st->db;
+}
 
 int kw_store_manual_checkpoints(struct kw_store *st) {
   return sqlite3_wal_autocheckpoint(st->db, 0) == SQLITE_OK ? 0 : KW_ESTORE;

@@ -1,15 +1,18 @@
 /* store.c — SQLite store (see store.h).
  *
  * Write path, per call: four dictionary lookups in memory (endpoint, client, agent, host;
- * a miss costs one upsert), one key lookup by fingerprint, one INSERT into calls, and an
- * in-memory update of the batch aggregates (per key × endpoint × day; per key × hour; per
- * key × client; per source, with its calls by status class).  kw_store_commit() sums the
- * per-key and per key × endpoint rows from the first two, writes the aggregates with one
- * upsert per distinct row and commits.
+ * a miss costs one upsert), one key lookup by fingerprint, a row for calls (queued: one
+ * INSERT stores CALL_ROWS of them; the hash chain gets each with the id SQLite will give
+ * it), and an in-memory update of the batch aggregates (per key × endpoint × day; per
+ * key × hour; per key × client; per source, with its calls by status class).
+ * kw_store_commit() sums the per-key and per key × endpoint rows from the first two,
+ * writes the aggregates with one upsert per distinct row and commits.
  *
  * Invariants:
  *  - st->in_tx is true exactly while a transaction opened by this store is open;
  *  - every id cached in a dict exists in the database (dicts are cleared on rollback);
+ *  - each call is stored under the id its chain link hashed, or the batch fails
+ *    (flush_calls() checks it; see next_call in struct kw_store);
  *  - keys.calls == count(calls of that key) after each commit (tests check it);
  *  - sum(source_classes.calls of a source) == count(calls of that source) after each
  *    commit (test_metrics checks it).

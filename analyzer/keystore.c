@@ -104,6 +104,14 @@ bool kw_keystore_handles(const struct kw_keystore *ks, const char *prefix) {
   return false;
 }
 
+char *kw__ks_base(const char *url) {
+  char *b = strdup(url);
+  size_t n = b ? strlen(b) : 0;
+  while (n > 0 && b[n - 1] == '/')
+    b[--n] = '\0';
+  return b;
+}
+
 /* ---- secrets ------------------------------------------------------------------------ */
 
 void kw__ks_secret_free(char *s) { kw_secret_free(s); }

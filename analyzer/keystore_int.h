@@ -39,6 +39,10 @@ void kw__ks_secret_free(char *s);
  * of memory or when the value holds CR or LF. */
 char *kw__ks_header(const char *name, const char *prefix, const char *value);
 
+/* A copy of a store's base URL without its trailing slashes (paths are appended with a
+ * leading one); NULL when out of memory. */
+char *kw__ks_base(const char *url);
+
 /* ---- URLs and matching -------------------------------------------------------------- */
 
 /* Appends s to buf (of size len, holding a NUL-terminated string) percent-encoded as one

@@ -67,7 +67,6 @@ static int kong_create(const struct kw_keystore_env *env, const struct kw_keysto
                        void **ctx, char *err, size_t errlen) {
   struct kong *k = calloc(1, sizeof(*k));
   char *secret = NULL;
-  size_t n;
   int r;
 
   if (k == NULL)
@@ -77,13 +76,10 @@ static int kong_create(const struct kw_keystore_env *env, const struct kw_keysto
   if (cfg->credential != NULL &&
       (r = kw__ks_secret_read(cfg->credential, "credential", &secret, err, errlen)) != 0)
     goto fail;
-  if ((k->base = strdup(cfg->url)) == NULL) {
+  if ((k->base = kw__ks_base(cfg->url)) == NULL) {
     r = KW_ENOMEM;
     goto fail;
   }
-  n = strlen(k->base);
-  while (n > 0 && k->base[n - 1] == '/')
-    k->base[--n] = '\0';
   if (secret != NULL) {
     if ((k->auth_header = kw__ks_header("Kong-Admin-Token", NULL, secret)) == NULL) {
       r = KW_ENOMEM;

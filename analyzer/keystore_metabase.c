@@ -57,7 +57,6 @@ static int mb_create(const struct kw_keystore_env *env, const struct kw_keystore
                      void **ctx, char *err, size_t errlen) {
   struct mb *m = calloc(1, sizeof(*m));
   char *secret = NULL;
-  size_t n;
   int r;
 
   if (m == NULL)
@@ -72,13 +71,10 @@ static int mb_create(const struct kw_keystore_env *env, const struct kw_keystore
   }
   if ((r = kw__ks_secret_read(cfg->credential, "credential", &secret, err, errlen)) != 0)
     goto fail;
-  if ((m->base = strdup(cfg->url)) == NULL) {
+  if ((m->base = kw__ks_base(cfg->url)) == NULL) {
     r = KW_ENOMEM;
     goto fail;
   }
-  n = strlen(m->base);
-  while (n > 0 && m->base[n - 1] == '/')
-    m->base[--n] = '\0';
   if (strcmp(cfg->auth, "session") == 0) {
     m->auth_header = kw__ks_header("X-Metabase-Session", NULL, secret);
   } else {

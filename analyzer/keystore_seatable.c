@@ -118,7 +118,6 @@ static int st_create(const struct kw_keystore_env *env, const struct kw_keystore
                      void **ctx, char *err, size_t errlen) {
   struct st *s = calloc(1, sizeof(*s));
   char *secret = NULL;
-  size_t n;
   int r;
 
   if (s == NULL)
@@ -134,13 +133,10 @@ static int st_create(const struct kw_keystore_env *env, const struct kw_keystore
   }
   if ((r = kw__ks_secret_read(cfg->credential, "credential", &secret, err, errlen)) != 0)
     goto fail;
-  if ((s->base = strdup(cfg->url)) == NULL) {
+  if ((s->base = kw__ks_base(cfg->url)) == NULL) {
     r = KW_ENOMEM;
     goto fail;
   }
-  n = strlen(s->base);
-  while (n > 0 && s->base[n - 1] == '/')
-    s->base[--n] = '\0';
   if ((s->auth_header = kw__ks_header("Authorization", "Token ", secret)) == NULL) {
     r = KW_ENOMEM;
     goto fail;

@@ -123,7 +123,6 @@ struct kw_daemon {
   struct kw_outbox *outbox; /* delivers them, marks joining our group commits */
   uint64_t alerts_seen;     /* pipeline alert count at the last kick */
   uint64_t revocations_seen; /* pipeline revocation decisions at the last commit */
-  uint64_t untracked_seen;   /* engine's untracked evaluations last logged */
   struct kw_responder *responder; /* carries out revocations (borrows cfg) */
   const char **sink_names;  /* of cfg->sinks, for the responder's own alerts */
   struct kw_review_sched *reviews; /* scheduled permission reviews (NULL: none) */
@@ -518,20 +517,13 @@ static void record_limits(struct kw_daemon *d) {
   }
 }
 
+/* Status, and the bounds hit since the last tick (among them the calls the rules could
+ * not evaluate: rules_subjects), committed with the open batch. */
 static void on_status_timer(uv_timer_t *h) {
   struct kw_daemon *d = h->data;
-  struct kw_engine *e = kw_pipeline_engine(d->pipe);
   write_status(d);
   record_limits(d);
   commit(d);
-  /* Calls the rules could not evaluate (state limit, memory): said, never silent. */
-  if (e != NULL && kw_engine_untracked(e) != d->untracked_seen) {
-    char n[24];
-    d->untracked_seen = kw_engine_untracked(e);
-    snprintf(n, sizeof(n), "%llu", (unsigned long long)d->untracked_seen);
-    kw_log(d->log, KW_LOG_WARN, "rules_untracked", "calls", n, "why",
-           "more than 2,000,000 keys and addresses, or out of memory", NULL);
-  }
 }
 
 /* ---- retention ---------------------------------------------------------------------- */
@@ -1224,7 +1216,6 @@ int kw_daemon_reload(struct kw_daemon *d) {
   }
   kw_pipeline_destroy(d->pipe);
   d->pipe = np;
-  d->untracked_seen = 0;
   d->seen.subjects = 0;
   kw_pipeline_set_autocommit(d->pipe, false);
   d->revocations_seen = 0; /* the new pipeline counts from 0 */

@@ -2,6 +2,7 @@
  * `keywatch prune`: retention that moves the hash chain's anchor instead of breaking it. */
 #include "cli.h"
 #include "err.h"
+#include "fingerprint.h"
 #include "timeutil.h"
 
 #include <getopt.h>
@@ -10,15 +11,6 @@
 
 #define PRUNE_CHUNK 50000 /* calls removed per transaction */
 
-static const char *hex32(const uint8_t *h, char out[65]) {
-  static const char digits[] = "0123456789abcdef";
-  for (int i = 0; i < 32; i++) {
-    out[2 * i] = digits[h[i] >> 4];
-    out[2 * i + 1] = digits[h[i] & 15];
-  }
-  out[64] = '\0';
-  return out;
-}
 
 static void help(void) {
   printf("usage: keywatch verify [--json] [--db PATH]\n"
@@ -86,7 +78,7 @@ int kw_cmd_verify(struct kw_cli *cli, int argc, char **argv) {
     printf(", \"reason\": %s%s%s, \"head\": ", v.reason ? "\"" : "",
            v.reason ? v.reason : "null", v.reason ? "\"" : "");
     if (v.bad_batch == 0 && v.has_head)
-      printf("\"%s\"", hex32(v.head, hex));
+      printf("\"%s\"", kw_hex(v.head, sizeof(v.head), hex));
     else
       printf("null");
     if (v.anchor_batch > 0)
@@ -114,7 +106,7 @@ int kw_cmd_verify(struct kw_cli *cli, int argc, char **argv) {
              (long long)v.anchor_batch, kw_cli_num(v.pruned_calls, n, sizeof(n)),
              kw_time_format(v.anchor_moved_us, t, sizeof(t)));
     if (v.has_head)
-      printf("head: %s\n", hex32(v.head, hex));
+      printf("head: %s\n", kw_hex(v.head, sizeof(v.head), hex));
   }
   kw_store_close(st);
   return v.bad_batch ? KW_EXIT_FAIL : KW_EXIT_OK;

@@ -209,14 +209,18 @@ void kw_fingerprint_prefix(const char *key, size_t n, unsigned want,
   out[k] = '\0';
 }
 
-char *kw_fingerprint_hex(const uint8_t fp[KW_FP_LEN], char out[2 * KW_FP_LEN + 1]) {
+char *kw_hex(const uint8_t *b, size_t n, char *out) {
   static const char digits[] = "0123456789abcdef";
-  for (size_t i = 0; i < KW_FP_LEN; i++) {
-    out[2 * i] = digits[fp[i] >> 4];
-    out[2 * i + 1] = digits[fp[i] & 15];
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = digits[b[i] >> 4];
+    out[2 * i + 1] = digits[b[i] & 15];
   }
-  out[2 * KW_FP_LEN] = '\0';
+  out[2 * n] = '\0';
   return out;
+}
+
+char *kw_fingerprint_hex(const uint8_t fp[KW_FP_LEN], char out[2 * KW_FP_LEN + 1]) {
+  return kw_hex(fp, KW_FP_LEN, out);
 }
 
 int kw_fingerprint_from_hex(const char *hex, uint8_t fp[KW_FP_LEN]) {

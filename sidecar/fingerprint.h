@@ -46,6 +46,9 @@ void kw_fingerprint_prefix(const char *key, size_t n, unsigned want,
 /* Hex of a fingerprint: 32 characters + NUL. */
 char *kw_fingerprint_hex(const uint8_t fp[KW_FP_LEN], char out[2 * KW_FP_LEN + 1]);
 
+/* n bytes of b as 2n lowercase hex digits and a NUL into out; returns out. */
+char *kw_hex(const uint8_t *b, size_t n, char *out);
+
 /* Parses 32 hex characters; returns 0 or KW_EPARSE. */
 int kw_fingerprint_from_hex(const char *hex, uint8_t fp[KW_FP_LEN]);
 

@@ -122,37 +122,63 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 assert j["bad_batch"] == 3 and "changed" in j["reason"], j' "$KW_OUT"
 
-# Retention in the daemon: every call of the sample is older than 30 days; the daemon
-# stores them and prunes all but its newest batch (the chain's head) within seconds;
-# the chain goes on after the anchor, and no call is lost or counted twice.
+# Retention in the daemon.  A database of 60,000 calls older than 30 days (the sample 12
+# times, in batches of 500): `keywatch run` with retention.calls 30d prunes all but the
+# newest batch (the chain's head) within seconds, in chunks of 50,000 calls one after the
+# other; new lines are stored after the anchor, and no call is lost or counted twice.
 printf 'ingest:\n  batch_rows: 500\nretention:\n  calls: 30d\n' >"$T/ret.yaml"
-cp "$SAMPLE" "$T/ret.log"
+for i in $(seq 12); do cat "$SAMPLE"; done >"$T/old.log"
+kw ret_seed ingest -q --no-rules --config "$T/ret.yaml" --db "$T/ret_run.db" --format keyed "$T/old.log"
+expect_eq "retention seed: 60,000 calls in 120 batches" "$(sqlite3 "$T/ret_run.db" 'SELECT count(*) || " " || (SELECT count(*) FROM chain) FROM calls')" "60000 120"
+: >"$T/ret.log"
 kw_run_start ret_run run --config "$T/ret.yaml" --db "$T/ret_run.db" --format keyed "$T/ret.log"
 stored() { sqlite3 "$T/ret_run.db" 'SELECT (SELECT calls FROM chain_anchor) + (SELECT count(*) FROM calls)' 2>/dev/null || true; }
 for ((i = 0; i < 150; i++)); do
   a=$(sqlite3 "$T/ret_run.db" 'SELECT calls FROM chain_anchor' 2>/dev/null || true)
-  [ "${a:-0}" -ge 4500 ] && [ "$(stored)" = 5000 ] && break
+  [ "${a:-0}" -ge 59500 ] && break
   sleep 0.1
 done
-check "run with retention: all but the newest batch pruned (${a:-0} of 5000)" test "${a:-0}" -ge 4500
-expect_eq "run with retention: pruned + kept = every line" "$(stored)" 5000
+expect_eq "run with retention: all but the newest batch pruned" "${a:-0}" 59500
+expect_eq "run with retention: pruned + kept = every call" "$(stored)" 60000
 tail -100 "$SAMPLE" >>"$T/ret.log"
 for ((i = 0; i < 100; i++)); do
-  [ "$(stored)" = 5100 ] && break
+  [ "$(stored)" = 60100 ] && break
   sleep 0.1
 done
-expect_eq "run with retention: new lines are stored after the prune" "$(stored)" 5100
-expect_eq "run with retention: call ids go on after the pruned ones" "$(sqlite3 "$T/ret_run.db" 'SELECT max(id) FROM calls')" 5100
+expect_eq "run with retention: new lines are stored after the prune" "$(stored)" 60100
+expect_eq "run with retention: call ids go on after the pruned ones" "$(sqlite3 "$T/ret_run.db" 'SELECT max(id) FROM calls')" 60100
 kw_run_stop TERM
 expect_eq "run with retention: exit 0" "$KW_RUN_RC" 0
-check "run with retention: it logged the prune" grep -q "event=pruned" "$T/out/ret_run.err"
+expect_eq "run with retention: two chunks, one after the other (50,000 + 9,500)" \
+  "$(grep -o 'event=pruned batches=[0-9]* calls=[0-9]*' "$T/out/ret_run.err" | tr '\n' ' ')" \
+  "event=pruned batches=100 calls=50000 event=pruned batches=19 calls=9500 "
 kw verify_run_ret verify --db "$T/ret_run.db" --json
 expect_eq "run with retention: verify exit 0" "$KW_RC" 0
 check "run with retention: intact from the anchor" python3 -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
-assert j["intact"] and j["anchor"]["pruned_calls"] >= 4500, j
-assert j["anchor"]["pruned_calls"] + j["calls"] == 5100, j' "$KW_OUT"
+assert j["intact"] and j["anchor"]["pruned_calls"] == 59500, j
+assert j["anchor"]["pruned_calls"] + j["calls"] == 60100, j' "$KW_OUT"
+
+# A tampered batch in the daemon's way: the prune stops before it, says so, and raises a
+# critical audit.tampered alert through the sinks.
+cp "$T/kw.db" "$T/tam.db"
+sqlite3 "$T/tam.db" "UPDATE calls SET status = 599 WHERE id = 1234" # batch 3
+printf 'retention:\n  calls: 30d\nsinks:\n  - {type: file, path: %s}\n' "$T/tam.jsonl" >"$T/tam.yaml"
+: >"$T/tam.log"
+kw_run_start tam_run run --config "$T/tam.yaml" --db "$T/tam.db" --format keyed "$T/tam.log"
+for ((i = 0; i < 100; i++)); do
+  [ -s "$T/tam.jsonl" ] && break
+  sleep 0.1
+done
+kw_run_stop TERM
+expect_eq "tampered: batches 1-2 pruned, 3 kept" "$(sqlite3 "$T/tam.db" 'SELECT min(batch) FROM chain')" 3
+check "tampered: the daemon says why it stopped" grep -q 'event=prune_stopped batch=3 why="its calls do not match its link"' "$T/out/tam_run.err"
+check "tampered: a critical audit.tampered alert reached the sink" python3 -c '
+import json, sys
+a = [json.loads(l) for l in open(sys.argv[1])]
+assert len(a) == 1 and a[0]["rule"] == "audit.tampered" and a[0]["severity"] == "critical", a
+assert "batch 3" in a[0]["summary"], a' "$T/tam.jsonl"
 
 # The daemon's group commits extend the same chain, across a kill -9.
 cp "$SAMPLE" "$T/live.log"
